@@ -1,0 +1,120 @@
+//! Turning a validated struct into the struct plus its export glue.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::{Item, ItemStruct};
+
+use crate::errors::Errors;
+use crate::{parse, validate};
+
+/// The whole attribute: on any error, the user's item unchanged plus `compile_error!`s, so
+/// the IDE keeps working and no secondary errors pile up.
+pub(crate) fn module(attr: TokenStream, input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse::options(attr, &mut errors);
+    if let Some(name) = &options.name {
+        validate::name(name, &mut errors);
+    }
+    let item = match syn::parse2::<Item>(input.clone()) {
+        Ok(item) => validate::item(&item, &mut errors),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    match (errors.finish(), item) {
+        (Ok(()), Some(item)) => expand(&options, &item),
+        (Err(compile_errors), _) => quote!(#input #compile_errors),
+        (Ok(()), None) => unreachable!("validation refuses an item only with an error"),
+    }
+}
+
+fn expand(options: &parse::Options, item: &ItemStruct) -> TokenStream {
+    let krate = options
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::grove));
+    let krate_str = quote!(#krate).to_string();
+    let serde_path = format!("{krate_str}::__private::serde");
+    let default_path = format!("{krate_str}::__private::default_state");
+    let ident = &item.ident;
+    let type_name = ident.to_string();
+    let name = options
+        .name
+        .as_ref()
+        .map(|n| n.value())
+        .unwrap_or_else(|| snake_case(&type_name));
+    let suffix = symbol_suffix(&std::env::var("CARGO_CRATE_NAME").unwrap_or_default(), &type_name);
+    let header_symbol = format!("grove_module_header__{suffix}");
+    let create_symbol = format!("grove_create_module__{suffix}");
+    // Spanned at the user's type, so a missing `impl Module` or `Default` points there.
+    let assert = quote_spanned!(ident.span()=> #krate::__private::assert_module::<#ident>());
+    quote! {
+        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+        #[serde(crate = #serde_path, default = #default_path)]
+        #item
+
+        #[automatically_derived]
+        const _: () = {
+            #assert;
+            #krate::__grove_export! {
+                type = #ident,
+                name = #name,
+                type_name = #type_name,
+                header_symbol = #header_symbol,
+                create_symbol = #create_symbol,
+            }
+        };
+    }
+}
+
+/// `PlayerController` -> `player_controller`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+            prev_lower = false;
+        } else {
+            out.push(c);
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
+}
+
+/// The part of the exported symbol names that makes them unique within a binary.
+fn symbol_suffix(crate_name: &str, type_name: &str) -> String {
+    let crate_name = if crate_name.is_empty() { "crate" } else { crate_name };
+    format!("{crate_name}__{type_name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_cases_type_names() {
+        assert_eq!(snake_case("Counter"), "counter");
+        assert_eq!(snake_case("PlayerController"), "player_controller");
+        assert_eq!(snake_case("Hello2D"), "hello2_d");
+    }
+
+    #[test]
+    fn errors_keep_the_item() {
+        let out = module(quote!(bogus = 1), quote!(struct A { x: u32 })).to_string();
+        assert!(out.contains("struct A"), "{out}");
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(!out.contains("__grove_export"), "{out}");
+    }
+
+    #[test]
+    fn symbols_are_unique_per_crate_and_type() {
+        assert_ne!(symbol_suffix("a", "M"), symbol_suffix("b", "M"));
+        assert_eq!(symbol_suffix("", "M"), "crate__M");
+    }
+}

@@ -1,0 +1,19 @@
+//! The `#[grove::module]` attribute. An implementation detail of `grove-sdk`, which
+//! re-exports it as `grove::module`: depend on `grove-sdk`, not on this crate.
+//!
+//! The logic lives in plain `proc_macro2` functions (parse -> validate -> expand) so it can
+//! be unit-tested; this file only bridges to the compiler.
+
+mod errors;
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Marks a struct as a hot-reloadable grove module. See `grove::module`'s documentation in
+/// grove-sdk.
+#[proc_macro_attribute]
+pub fn module(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::module(attr.into(), item.into()).into()
+}

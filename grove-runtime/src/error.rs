@@ -1,0 +1,175 @@
+//! [`Error`]: everything that can go wrong loading, running or reloading a module.
+//!
+//! Each variant names the module and the library file involved, and says what to do. None
+//! of them means the host is in trouble: a refused load or reload leaves the running
+//! version and its state exactly as they were.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// A call into a module, as named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Call {
+    /// `create_module`: building the default value.
+    Create,
+    /// `Module::init`.
+    Init,
+    /// `Module::process`.
+    Process,
+    /// `Module::shutdown`.
+    Shutdown,
+    /// Saving the state for a reload.
+    SaveState,
+    /// Restoring the state after a reload.
+    LoadState,
+    /// Dropping the module's value.
+    Destroy,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Call::Create => "create",
+            Call::Init => "init",
+            Call::Process => "process",
+            Call::Shutdown => "shutdown",
+            Call::SaveState => "save_state",
+            Call::LoadState => "load_state",
+            Call::Destroy => "destroy",
+        })
+    }
+}
+
+/// Everything that can go wrong in grove-runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The library file could not be read.
+    #[error("cannot read module library {path}: {source}")]
+    Read {
+        /// The library file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file is not a grove module library (not ELF, truncated, no grove exports...).
+    #[error("{path} is not a grove module library: {reason}")]
+    NotAModule {
+        /// The library file.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
+
+    /// The library was built against a grove ABI this host does not speak.
+    #[error(
+        "{path}: module `{module}` uses grove ABI version {found} (grove-sdk {module_sdk}), \
+         this host supports versions {min} to {max} (grove-sdk {host_sdk}); \
+         rebuild the module against grove-sdk {host_sdk}"
+    )]
+    AbiMismatch {
+        /// The library file.
+        path: PathBuf,
+        /// The module's name, as far as it could be read.
+        module: String,
+        /// The library's ABI version.
+        found: u32,
+        /// The oldest version this host loads.
+        min: u32,
+        /// The newest version this host loads.
+        max: u32,
+        /// The library's grove-sdk version.
+        module_sdk: String,
+        /// The host's grove-sdk version.
+        host_sdk: String,
+    },
+
+    /// The dynamic loader refused the library (missing dependency, wrong architecture...).
+    #[error("cannot open module library {path}: {source}")]
+    Open {
+        /// The library file.
+        path: PathBuf,
+        /// What the dynamic loader said.
+        #[source]
+        source: libloading::Error,
+    },
+
+    /// The staging directory, where each load gets its private copy, failed.
+    #[error("cannot stage module library {path}: {source}")]
+    Staging {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The module's code panicked. The panic was contained.
+    #[error("module `{module}` panicked in {call}: {message} (library {path})")]
+    Panicked {
+        /// The module.
+        module: String,
+        /// The library it was loaded from.
+        path: PathBuf,
+        /// The call that panicked.
+        call: Call,
+        /// The panic's message and location.
+        message: String,
+    },
+
+    /// A call into the module failed without a panic (for instance, a state that does not
+    /// decode into the new version).
+    #[error("module `{module}` failed in {call}: {message} (library {path})")]
+    Failed {
+        /// The module.
+        module: String,
+        /// The library it was loaded from.
+        path: PathBuf,
+        /// The call that failed.
+        call: Call,
+        /// What the module reported.
+        message: String,
+    },
+
+    /// The module panicked in an earlier frame and is not run until a reload replaces it.
+    #[error("module `{module}` is faulted and skipped until it is reloaded: {message}")]
+    Faulted {
+        /// The module.
+        module: String,
+        /// The panic that faulted it.
+        message: String,
+    },
+
+    /// A reload was refused because the new version could not take over. The running
+    /// version and its state are untouched.
+    #[error("reload of module `{module}` refused, generation {generation} keeps running: {source}")]
+    ReloadRefused {
+        /// The module.
+        module: String,
+        /// The generation that keeps running.
+        generation: u64,
+        /// Why the new version was refused.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The new library holds a different module than the one being reloaded.
+    #[error(
+        "{path} holds module `{found}`, not `{expected}`: point the reload at `{expected}`'s library"
+    )]
+    WrongModule {
+        /// The new library.
+        path: PathBuf,
+        /// The module being reloaded.
+        expected: String,
+        /// The module the library holds.
+        found: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,333 @@
+//! The host's end of module logging: the [`HostApi`] handed to each loaded library, and the
+//! re-emission of its events into the host's own `tracing` dispatcher.
+//!
+//! A module's event arrives as plain data (level, target, file, line, field names and
+//! values). The host gives each distinct callsite a `'static` twin, built once and interned
+//! by content, so that a rebuilt library logging from the same place reuses it, and the
+//! host's subscriber (fmt, EnvFilter, ...) sees an ordinary event with the module's level,
+//! target and fields, plus a `module` field naming the module. Interned callsites are never
+//! freed: their number is bounded by the distinct log statements ever loaded.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use grove::abi::{self, HostApi, LogField, LogMetadata, RawBytes};
+use tracing_core::callsite::{Callsite, Identifier};
+use tracing_core::field::{FieldSet, Value, display};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, Kind, Level, Metadata};
+
+/// The most fields an event keeps (the module's, plus `module`); more are dropped.
+const MAX_FIELDS: usize = 32;
+
+/// The name of the field that carries the module's name.
+const MODULE_FIELD: &str = "module";
+
+/// Per-library logging context: `HostApi::ctx` points here.
+#[derive(Debug)]
+pub(crate) struct ModuleLog {
+    module: String,
+    /// The module's callsite address -> its interned twin. Valid while the library is
+    /// loaded, which is as long as this lives.
+    by_id: RwLock<HashMap<usize, &'static HostCallsite>>,
+}
+
+/// A `HostApi` and the context it points to, kept at a stable address (boxed) for as long
+/// as the library is loaded.
+#[derive(Debug)]
+pub(crate) struct HostLink {
+    api: Box<HostApi>,
+    _log: Box<ModuleLog>,
+}
+
+impl HostLink {
+    pub(crate) fn new(module: &str) -> Self {
+        let log = Box::new(ModuleLog {
+            module: module.to_owned(),
+            by_id: RwLock::new(HashMap::new()),
+        });
+        let api = Box::new(HostApi {
+            size: size_of::<HostApi>(),
+            abi_version: abi::ABI_VERSION,
+            // The host's filter can change at any time; `log_enabled` asks it per callsite.
+            max_log_level: abi::level::TRACE,
+            ctx: (&*log as *const ModuleLog).cast::<c_void>(),
+            log_enabled,
+            log_event,
+        });
+        Self { api, _log: log }
+    }
+
+    /// The table to hand to `create_module`. Valid while `self` lives.
+    pub(crate) fn api(&self) -> *const HostApi {
+        &*self.api
+    }
+}
+
+/// A host-side callsite standing in for one of a module's.
+struct HostCallsite {
+    meta: OnceLock<Metadata<'static>>,
+    interest: AtomicU8,
+}
+
+impl std::fmt::Debug for HostCallsite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCallsite").field("meta", &self.meta.get()).finish()
+    }
+}
+
+const INTEREST_NEVER: u8 = 0;
+const INTEREST_SOMETIMES: u8 = 1;
+const INTEREST_ALWAYS: u8 = 2;
+
+impl Callsite for HostCallsite {
+    fn set_interest(&self, interest: Interest) {
+        let value = if interest.is_never() {
+            INTEREST_NEVER
+        } else if interest.is_always() {
+            INTEREST_ALWAYS
+        } else {
+            INTEREST_SOMETIMES
+        };
+        self.interest.store(value, Ordering::Relaxed);
+    }
+
+    fn metadata(&self) -> &Metadata<'_> {
+        self.meta.get().expect("a host callsite is registered only once built")
+    }
+}
+
+impl HostCallsite {
+    fn enabled(&'static self) -> bool {
+        match self.interest.load(Ordering::Relaxed) {
+            INTEREST_NEVER => false,
+            INTEREST_ALWAYS => true,
+            _ => tracing_core::dispatcher::get_default(|d| d.enabled(self.metadata())),
+        }
+    }
+}
+
+/// What makes two module callsites the same for the host.
+#[derive(PartialEq, Eq, Hash, Clone)]
+struct CallsiteKey {
+    level: u32,
+    target: String,
+    name: String,
+    module_path: String,
+    file: String,
+    line: u32,
+    fields: Vec<String>,
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+fn level_from_raw(raw: u32) -> Level {
+    match raw {
+        abi::level::ERROR => Level::ERROR,
+        abi::level::WARN => Level::WARN,
+        abi::level::INFO => Level::INFO,
+        abi::level::DEBUG => Level::DEBUG,
+        _ => Level::TRACE,
+    }
+}
+
+fn intern(key: CallsiteKey) -> &'static HostCallsite {
+    static INTERNED: Mutex<Option<HashMap<CallsiteKey, &'static HostCallsite>>> = Mutex::new(None);
+    let mut interned = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
+    let interned = interned.get_or_insert_with(HashMap::new);
+    if let Some(callsite) = interned.get(&key) {
+        return callsite;
+    }
+    let callsite: &'static HostCallsite = Box::leak(Box::new(HostCallsite {
+        meta: OnceLock::new(),
+        interest: AtomicU8::new(INTEREST_SOMETIMES),
+    }));
+    let mut names: Vec<&'static str> = key
+        .fields
+        .iter()
+        .take(MAX_FIELDS - 1)
+        .map(|f| leak(f))
+        .collect();
+    if !names.contains(&MODULE_FIELD) {
+        names.push(MODULE_FIELD);
+    }
+    let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+    let opt = |s: &str| (!s.is_empty()).then(|| leak(s));
+    let meta = Metadata::new(
+        leak(&key.name),
+        leak(&key.target),
+        level_from_raw(key.level),
+        opt(&key.file),
+        (key.line != 0).then_some(key.line),
+        opt(&key.module_path),
+        FieldSet::new(names, Identifier(callsite)),
+        Kind::EVENT,
+    );
+    let _ = callsite.meta.set(meta);
+    tracing_core::callsite::register(callsite);
+    interned.insert(key, callsite);
+    callsite
+}
+
+impl ModuleLog {
+    /// The host twin of the module callsite `meta`.
+    ///
+    /// # Safety
+    /// `meta` and what it points to must be valid for this call.
+    unsafe fn callsite(&self, meta: &LogMetadata) -> &'static HostCallsite {
+        if let Some(callsite) = self
+            .by_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&meta.id)
+        {
+            return callsite;
+        }
+        // SAFETY: the module passes strings valid for this call.
+        let text = |raw: &RawBytes| unsafe { String::from_utf8_lossy(raw.as_slice()).into_owned() };
+        let names: &[RawBytes] = if meta.field_count == 0 || meta.field_names.is_null() {
+            &[]
+        } else {
+            // SAFETY: the module passes `field_count` names valid for this call.
+            unsafe { std::slice::from_raw_parts(meta.field_names, meta.field_count) }
+        };
+        let key = CallsiteKey {
+            level: meta.level,
+            target: text(&meta.target),
+            name: text(&meta.name),
+            module_path: text(&meta.module_path),
+            file: text(&meta.file),
+            line: meta.line,
+            fields: names.iter().map(text).collect(),
+        };
+        let callsite = intern(key);
+        self.by_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(meta.id, callsite);
+        callsite
+    }
+}
+
+unsafe extern "C" fn log_enabled(ctx: *const c_void, meta: &LogMetadata) -> bool {
+    // A panicking subscriber must not unwind into the module.
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `ctx` is the `ModuleLog` of the `HostLink` this table belongs to, alive
+        // while the library is loaded; `meta` is valid for this call.
+        let log = unsafe { &*ctx.cast::<ModuleLog>() };
+        // SAFETY: as above.
+        unsafe { log.callsite(meta) }.enabled()
+    }))
+    .unwrap_or(false)
+}
+
+/// A field value from a module, as the host records it.
+enum HostValue<'a> {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Str(&'a str),
+    Debug(&'a str),
+}
+
+unsafe extern "C" fn log_event(
+    ctx: *const c_void,
+    meta: &LogMetadata,
+    fields: *const LogField,
+    len: usize,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in `log_enabled`.
+        let log = unsafe { &*ctx.cast::<ModuleLog>() };
+        // SAFETY: as in `log_enabled`.
+        let callsite = unsafe { log.callsite(meta) };
+        let fields: &[LogField] = if len == 0 || fields.is_null() {
+            &[]
+        } else {
+            // SAFETY: the module passes `len` fields valid for this call.
+            unsafe { std::slice::from_raw_parts(fields, len) }
+        };
+        // SAFETY: field names and text values are valid for this call.
+        let values: Vec<(&str, HostValue<'_>)> = fields
+            .iter()
+            .map(|f| unsafe { (utf8(&f.name), decode(f)) })
+            .collect();
+        emit(callsite, &log.module, &values);
+    }));
+}
+
+/// # Safety
+/// `raw` must be valid for `'a`.
+unsafe fn utf8<'a>(raw: &RawBytes) -> &'a str {
+    // SAFETY: forwarded.
+    unsafe { raw.as_str() }.unwrap_or("<not utf-8>")
+}
+
+/// # Safety
+/// The field's text must be valid for `'a`.
+unsafe fn decode<'a>(field: &LogField) -> HostValue<'a> {
+    let v = &field.value;
+    match v.kind {
+        abi::value_kind::I64 => HostValue::I64(v.bits as i64),
+        abi::value_kind::U64 => HostValue::U64(v.bits),
+        abi::value_kind::F64 => HostValue::F64(f64::from_bits(v.bits)),
+        abi::value_kind::BOOL => HostValue::Bool(v.bits != 0),
+        // SAFETY: forwarded.
+        abi::value_kind::STR => HostValue::Str(unsafe { utf8(&v.text) }),
+        // SAFETY: forwarded.
+        _ => HostValue::Debug(unsafe { utf8(&v.text) }),
+    }
+}
+
+fn emit(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValue<'_>)]) {
+    let meta = callsite.metadata();
+    let field_set = meta.fields();
+    let Some(any_field) = field_set.iter().next() else {
+        return;
+    };
+    let debug_values: Vec<_> = values
+        .iter()
+        .map(|(_, v)| match v {
+            HostValue::Debug(text) => Some(display(*text)),
+            _ => None,
+        })
+        .collect();
+    let mut entries: [(tracing_core::Field, Option<&dyn Value>); MAX_FIELDS] =
+        std::array::from_fn(|_| (any_field.clone(), None));
+    let mut n = 0;
+    for ((name, value), debug) in values.iter().zip(&debug_values) {
+        if n == MAX_FIELDS - 1 {
+            break;
+        }
+        let Some(field) = field_set.field(name) else {
+            continue;
+        };
+        let value: &dyn Value = match (value, debug) {
+            (HostValue::I64(v), _) => v,
+            (HostValue::U64(v), _) => v,
+            (HostValue::F64(v), _) => v,
+            (HostValue::Bool(v), _) => v,
+            (HostValue::Str(v), _) => v,
+            (HostValue::Debug(_), Some(d)) => d,
+            (HostValue::Debug(v), None) => v,
+        };
+        entries[n] = (field, Some(value));
+        n += 1;
+    }
+    let module_value = display(module);
+    if let Some(field) = field_set.field(MODULE_FIELD)
+        && !values.iter().any(|(name, _)| *name == MODULE_FIELD)
+    {
+        entries[n] = (field, Some(&module_value));
+    }
+    let refs: [(&tracing_core::Field, Option<&dyn Value>); MAX_FIELDS] =
+        std::array::from_fn(|i| (&entries[i].0, entries[i].1));
+    let value_set = field_set.value_set(&refs);
+    Event::dispatch(meta, &value_set);
+}

@@ -1,0 +1,204 @@
+//! [`Instance`]: one live module value inside one loaded library, behind a safe API.
+//!
+//! The instance owns its library, so the library cannot be closed while the instance's
+//! code or data is in use: dropping an `Instance` destroys the value first, then closes
+//! the library.
+
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+
+use grove::abi::{ByteSink, FrameInfo, RawBytes, RawInstance, Status, VTable};
+use grove::state::StateFormat;
+
+use crate::error::{Call, Error, Result};
+use crate::library::{Library, Unmapped};
+
+/// A module value created by a library's `create_module`.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    this: *mut c_void,
+    vtable: *const VTable,
+    schema_fingerprint: u64,
+    /// Dropped by hand, after the value is destroyed.
+    library: ManuallyDrop<Library>,
+}
+
+// SAFETY: a module type is `Send` (the `Module` trait requires it), the vtable is static
+// data of the library, and the library handle may be used from any thread.
+unsafe impl Send for Instance {}
+
+impl Instance {
+    /// Creates the library's module value. On failure the library is closed.
+    pub(crate) fn create(library: Library) -> Result<Self> {
+        let mut raw = RawInstance {
+            this: std::ptr::null_mut(),
+            vtable: std::ptr::null(),
+            schema_fingerprint: 0,
+        };
+        let mut message = Vec::new();
+        // SAFETY: `create_fn` is the library's `create_module` (checked by the loader); the
+        // host table lives in `library`, which outlives every use of the instance; `raw`
+        // is valid for writes.
+        let status = unsafe {
+            (library.create_fn())(library.host_api(), &mut raw, ByteSink::for_vec(&mut message))
+        };
+        status_to_result(status, &message, &library, Call::Create)?;
+        if raw.this.is_null() || raw.vtable.is_null() {
+            return Err(Error::Failed {
+                module: library.name().to_owned(),
+                path: library.source().to_owned(),
+                call: Call::Create,
+                message: "create_module returned no instance".into(),
+            });
+        }
+        // SAFETY: the vtable is a static of the library, valid while it is open.
+        let vtable_size = unsafe { (*raw.vtable).size };
+        if vtable_size < size_of::<VTable>() {
+            return Err(Error::Failed {
+                module: library.name().to_owned(),
+                path: library.source().to_owned(),
+                call: Call::Create,
+                message: format!(
+                    "its function table is {vtable_size} bytes, shorter than this ABI's {}",
+                    size_of::<VTable>()
+                ),
+            });
+        }
+        Ok(Self {
+            this: raw.this,
+            vtable: raw.vtable,
+            schema_fingerprint: raw.schema_fingerprint,
+            library: ManuallyDrop::new(library),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.library.name()
+    }
+
+    pub(crate) fn library(&self) -> &Library {
+        &self.library
+    }
+
+    pub(crate) fn schema_fingerprint(&self) -> u64 {
+        self.schema_fingerprint
+    }
+
+    fn vtable(&self) -> &VTable {
+        // SAFETY: checked non-null and full-sized in `create`; static data of the library,
+        // which is open while `self` lives.
+        unsafe { &*self.vtable }
+    }
+
+    fn frame_call(&mut self, call: Call, frame: &FrameInfo) -> Result<()> {
+        let vtable = self.vtable();
+        let function = match call {
+            Call::Init => vtable.init,
+            Call::Process => vtable.process,
+            Call::Shutdown => vtable.shutdown,
+            _ => unreachable!("not a frame call: {call}"),
+        };
+        let mut message = Vec::new();
+        // SAFETY: `this` is live (destroyed only in `destroy`) and `&mut self` makes this
+        // the only call on it.
+        let status = unsafe { function(self.this, frame, ByteSink::for_vec(&mut message)) };
+        status_to_result(status, &message, &self.library, call)
+    }
+
+    pub(crate) fn init(&mut self, frame: &FrameInfo) -> Result<()> {
+        self.frame_call(Call::Init, frame)
+    }
+
+    pub(crate) fn process(&mut self, frame: &FrameInfo) -> Result<()> {
+        self.frame_call(Call::Process, frame)
+    }
+
+    pub(crate) fn shutdown(&mut self, frame: &FrameInfo) -> Result<()> {
+        self.frame_call(Call::Shutdown, frame)
+    }
+
+    /// The state, encoded in `format`.
+    pub(crate) fn save_state(&mut self, format: StateFormat) -> Result<Vec<u8>> {
+        let mut state = Vec::new();
+        let mut message = Vec::new();
+        // SAFETY: as in `frame_call`.
+        let status = unsafe {
+            (self.vtable().save_state)(
+                self.this,
+                format.to_raw(),
+                ByteSink::for_vec(&mut state),
+                ByteSink::for_vec(&mut message),
+            )
+        };
+        status_to_result(status, &message, &self.library, Call::SaveState)?;
+        Ok(state)
+    }
+
+    /// Replaces the state with `state`, encoded in `format`.
+    pub(crate) fn load_state(&mut self, format: StateFormat, state: &[u8]) -> Result<()> {
+        let mut message = Vec::new();
+        // SAFETY: as in `frame_call`; `state` is valid for the call.
+        let status = unsafe {
+            (self.vtable().load_state)(
+                self.this,
+                format.to_raw(),
+                RawBytes::new(state),
+                ByteSink::for_vec(&mut message),
+            )
+        };
+        status_to_result(status, &message, &self.library, Call::LoadState)
+    }
+
+    /// Destroys the value, closes the library, and says whether it left memory. A panic in
+    /// the value's `Drop` is reported, after the library is closed all the same.
+    pub(crate) fn retire(self) -> (Result<()>, Unmapped) {
+        let mut this = ManuallyDrop::new(self);
+        let destroyed = this.destroy();
+        // SAFETY: `this` is never used again, and `Drop` does not run for it.
+        let library = unsafe { ManuallyDrop::take(&mut this.library) };
+        (destroyed, library.close())
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        let mut message = Vec::new();
+        // SAFETY: `this` is live, and is not used after this call (`retire` and `drop`
+        // call this once, then only close the library).
+        let status = unsafe { (self.vtable().destroy)(self.this, ByteSink::for_vec(&mut message)) };
+        status_to_result(status, &message, &self.library, Call::Destroy)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Err(e) = self.destroy() {
+            tracing::error!(module = %self.name(), error = %e, "destroying module value failed");
+        }
+        // SAFETY: `library` is not used again; `retire` never lets `Drop` run.
+        unsafe { ManuallyDrop::drop(&mut self.library) };
+    }
+}
+
+fn status_to_result(status: Status, message: &[u8], library: &Library, call: Call) -> Result<()> {
+    let message = || String::from_utf8_lossy(message).into_owned();
+    let module = library.name().to_owned();
+    let path = library.source().to_owned();
+    match status {
+        Status::OK => Ok(()),
+        Status::PANICKED => Err(Error::Panicked {
+            module,
+            path,
+            call,
+            message: message(),
+        }),
+        Status(code) => Err(Error::Failed {
+            module,
+            path,
+            call,
+            message: if code == Status::FAILED.0 {
+                message()
+            } else {
+                format!("unknown status {code}: {}", message())
+            },
+        }),
+    }
+}

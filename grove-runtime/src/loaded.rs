@@ -1,0 +1,202 @@
+//! [`LoadedModule`]: a module running from a library file, and the reload transaction that
+//! replaces its code while keeping its state.
+//!
+//! The transaction never touches the running version until the new one has proven itself:
+//! stage and open the new library, create its value, move the state across, run its `init`.
+//! Any failure on the way drops the new version; the old one runs the next frame as if
+//! nothing happened. Only then is the old value destroyed, its library closed and checked
+//! to be unmapped, and its copy deleted.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use grove::abi::FrameInfo;
+use grove::state::StateFormat;
+
+use crate::error::{Call, Error, Result};
+use crate::instance::Instance;
+use crate::library::{HeaderInfo, Library, Unmapped};
+use crate::staging::Staging;
+
+/// A module loaded from a library file.
+#[derive(Debug)]
+pub struct LoadedModule {
+    /// Declared first: destroyed (and its library closed) before the staging area goes.
+    instance: Instance,
+    generation: u64,
+    fault: Option<String>,
+    staging: Arc<Staging>,
+}
+
+/// A successful reload.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// The module.
+    pub module: String,
+    /// The generation now running (the first load is 1).
+    pub generation: u64,
+    /// From the start of staging to the new version ready to run.
+    pub took: Duration,
+    /// Size of the state carried over, in bytes.
+    pub state_bytes: usize,
+    /// How the state was carried over.
+    pub format: StateFormat,
+    /// Whether the old library left memory.
+    pub old_library: Unmapped,
+}
+
+impl LoadedModule {
+    /// Loads the module library at `path` and runs its `init`, staging its copy in the
+    /// process's shared staging area.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_in(path.as_ref(), &Staging::shared()?, &FrameInfo::default())
+    }
+
+    /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
+    /// with `frame`.
+    pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
+        let library = Library::load(path, staging)?;
+        let mut instance = Instance::create(library)?;
+        instance.init(frame)?;
+        tracing::info!(module = %instance.name(), path = %path.display(), "module loaded");
+        Ok(Self {
+            instance,
+            generation: 1,
+            fault: None,
+            staging: Arc::clone(staging),
+        })
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        self.instance.name()
+    }
+
+    /// How many versions have run: 1 after the first load, +1 per reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The library file the running version was loaded from.
+    pub fn path(&self) -> &Path {
+        self.instance.library().source()
+    }
+
+    /// What the running version's header says.
+    pub fn header(&self) -> &HeaderInfo {
+        self.instance.library().header()
+    }
+
+    /// A hash of the running version's library file.
+    pub fn content_hash(&self) -> u64 {
+        self.instance.library().content_hash()
+    }
+
+    /// The fingerprint of the running version's state schema.
+    pub fn schema_fingerprint(&self) -> u64 {
+        self.instance.schema_fingerprint()
+    }
+
+    /// The panic that stopped this version, if one did. A faulted module is not run again
+    /// until a reload replaces it; its state is kept for that reload.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.as_deref()
+    }
+
+    /// Runs one frame. A panic is contained: the module is marked faulted and the panic
+    /// returned; later calls return [`Error::Faulted`] until a reload.
+    pub fn process(&mut self, frame: &FrameInfo) -> Result<()> {
+        if let Some(message) = &self.fault {
+            return Err(Error::Faulted {
+                module: self.name().to_owned(),
+                message: message.clone(),
+            });
+        }
+        let result = self.instance.process(frame);
+        if let Err(Error::Panicked { message, .. }) = &result {
+            self.fault = Some(message.clone());
+        }
+        result
+    }
+
+    /// Runs `Module::shutdown`, then destroys the value and closes the library.
+    pub fn shutdown(mut self, frame: &FrameInfo) -> Result<()> {
+        let result = self.instance.shutdown(frame);
+        let (destroyed, _) = self.instance.retire();
+        result.and(destroyed)
+    }
+
+    /// The state, encoded by field name: a snapshot for saving or inspecting.
+    pub fn save_state(&mut self) -> Result<Vec<u8>> {
+        self.instance.save_state(StateFormat::SelfDescribing)
+    }
+
+    /// Replaces the running version with the library at `path`, carrying the state over.
+    /// On error the running version and its state are untouched.
+    pub fn reload(&mut self, path: &Path, frame: &FrameInfo) -> Result<Reloaded> {
+        let started = Instant::now();
+        let (new, format, state_bytes) =
+            self.prepare(path, frame)
+                .map_err(|source| Error::ReloadRefused {
+                    module: self.name().to_owned(),
+                    generation: self.generation,
+                    source: Box::new(source),
+                })?;
+        let took = started.elapsed();
+        let old = std::mem::replace(&mut self.instance, new);
+        self.generation += 1;
+        self.fault = None;
+        let (destroyed, old_library) = old.retire();
+        if let Err(e) = destroyed {
+            tracing::warn!(module = %self.name(), error = %e, "dropping the old version failed");
+        }
+        let reloaded = Reloaded {
+            module: self.name().to_owned(),
+            generation: self.generation,
+            took,
+            state_bytes,
+            format,
+            old_library,
+        };
+        tracing::info!(
+            module = %reloaded.module,
+            generation = reloaded.generation,
+            took_us = took.as_micros() as u64,
+            state_bytes,
+            format = %format,
+            "module reloaded"
+        );
+        Ok(reloaded)
+    }
+
+    /// Steps 2 and 3 of the transaction: a new version, created, restored and initialised,
+    /// ready to take over. `self` is only read (its state saved).
+    fn prepare(&mut self, path: &Path, frame: &FrameInfo) -> Result<(Instance, StateFormat, usize)> {
+        let library = Library::load(path, &self.staging)?;
+        if library.name() != self.name() {
+            return Err(Error::WrongModule {
+                path: path.to_owned(),
+                expected: self.name().to_owned(),
+                found: library.name().to_owned(),
+            });
+        }
+        let mut new = Instance::create(library)?;
+        let mut format =
+            StateFormat::between(self.instance.schema_fingerprint(), new.schema_fingerprint());
+        let mut state = self.instance.save_state(format)?;
+        if let Err(e) = new.load_state(format, &state) {
+            // Same fingerprint, yet the positional form did not load: take the slower,
+            // tolerant path before giving up.
+            if format != StateFormat::Positional || !matches!(e, Error::Failed { call: Call::LoadState, .. }) {
+                return Err(e);
+            }
+            format = StateFormat::SelfDescribing;
+            state = self.instance.save_state(format)?;
+            new.load_state(format, &state)?;
+        }
+        new.init(frame)?;
+        Ok((new, format, state.len()))
+    }
+}

@@ -1,0 +1,96 @@
+//! Write Rust modules that a running host reloads while keeping their state.
+//!
+//! A module is an ordinary struct: its fields are the state that survives a reload, its
+//! [`Module`] impl the code a reload replaces. Mark it `#[grove::module]`, build the crate
+//! with `crate-type = ["cdylib", "rlib"]`, and a `grove_runtime::Engine` loads it, runs it
+//! every frame, and swaps a rebuilt library in between two frames.
+//!
+//! ```
+//! use grove::prelude::*;
+//!
+//! #[grove::module]            // optional: name = "counter", crate = "::grove"
+//! #[derive(Default)]
+//! pub struct Counter {
+//!     count: u64,
+//! }
+//!
+//! impl Module for Counter {
+//!     fn process(&mut self, ctx: &mut Context) {
+//!         self.count += 1;
+//!         grove::tracing::info!(count = self.count, frame = ctx.frame(), "tick");
+//!     }
+//! }
+//! # let mut counter = Counter::default();
+//! # counter.process(&mut Context::from_frame(Default::default()));
+//! # assert_eq!(counter.count, 1);
+//! ```
+//!
+//! `#[grove::module]` derives serde's `Serialize` and `Deserialize` for the struct (you do
+//! not add serde) with `#[serde(default)]`, so a field added in a new version starts at its
+//! default. A field you do not want carried across a reload is marked `#[serde(skip)]`.
+//! The attribute also emits the library's exports: a header the loader checks before
+//! running any code, and `create_module`. Their names are unique to the type, so several
+//! module crates can be linked statically into one release binary.
+//!
+//! Logging: use `grove::tracing` (or your own `tracing` dependency). Inside a loaded
+//! library, events are forwarded to the host's subscriber with their level, target and
+//! fields; nothing needs setting up.
+//!
+//! # What survives a reload
+//! The struct's fields, through serde: in a fast positional format when the two versions'
+//! state types have the same shape (nested types included), else by field name, so that
+//! added fields take their default, removed fields are dropped and reordered fields match.
+//! A state the new version cannot read refuses the reload: the old version keeps running.
+//!
+//! # Known problems
+//! - Only what serde saves survives: raw pointers, handles to threads or OS resources, and
+//!   anything `#[serde(skip)]` start again from `Default` in the new version.
+//! - A thread the module spawned that is still running when its library is unloaded will
+//!   crash the host: join your threads in `Drop`.
+//! - A `thread_local!` with a destructor, touched on a host thread, keeps the old library
+//!   mapped until that thread exits (the loader reports it by name).
+//! - `tracing` spans opened inside a module are not forwarded; their events are.
+//! - Types whose `Deserialize` rejects sample values cannot be traced for a schema
+//!   fingerprint; they reload through the slower self-describing path.
+
+pub mod abi;
+mod context;
+mod export;
+mod log;
+mod module;
+mod panic;
+pub mod state;
+
+pub use context::Context;
+pub use grove_macros::module;
+pub use module::Module;
+pub use tracing;
+
+/// What a module author needs in scope.
+pub mod prelude {
+    pub use crate::{Context, Module};
+}
+
+/// Used by the code `#[grove::module]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::{Exportable, create, header, vtable};
+    pub use serde;
+
+    /// Named in generated code so that a missing `Default` reports what to do.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is marked `#[grove::module]` but does not implement `Default`",
+        label = "`Default` is not implemented for `{Self}`",
+        note = "a module starts from its default state: add `#[derive(Default)]` or `impl Default for {Self}`"
+    )]
+    pub trait ModuleDefault: Default {}
+    impl<T: Default> ModuleDefault for T {}
+
+    /// The default state, for the generated `#[serde(default = ...)]`.
+    pub fn default_state<T: ModuleDefault>() -> T {
+        T::default()
+    }
+
+    /// Named in generated code so that a missing `Module` impl reports what to do.
+    pub const fn assert_module<T: crate::Module + ModuleDefault>() {}
+}
