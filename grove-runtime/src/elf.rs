@@ -30,8 +30,14 @@ pub(crate) struct HeaderPrefix {
 
 const PREFIX_LEN: usize = 16;
 
-/// Inspects `bytes`, the whole library file. The error says what is wrong, for a user.
-pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
+/// Checks that `bytes` is a complete ELF shared library: it parses, and every section lies
+/// inside the file. A file still being written, or cut short, fails. No grove specifics:
+/// the watcher uses this to decide when a file is ready to be tried.
+pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), String> {
+    parse_complete(bytes).map(drop)
+}
+
+fn parse_complete(bytes: &[u8]) -> Result<object::File<'_>, String> {
     if bytes.is_empty() {
         return Err("the file is empty (a build still writing it, or a failed one)".into());
     }
@@ -48,9 +54,18 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
     // The section table must lie inside the file: a truncated write usually cuts it.
     for section in file.sections() {
         section.data().map_err(|e| {
-            format!("section {} lies outside the file ({e}): a truncated or unfinished build", section.name().unwrap_or("?"))
+            format!(
+                "section {} lies outside the file ({e}): a truncated or unfinished build",
+                section.name().unwrap_or("?")
+            )
         })?;
     }
+    Ok(file)
+}
+
+/// Inspects `bytes`, the whole library file. The error says what is wrong, for a user.
+pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
+    let file = parse_complete(bytes)?;
     let mut headers = Vec::new();
     let mut creates = Vec::new();
     for symbol in file.dynamic_symbols() {

@@ -68,6 +68,11 @@ impl Library {
             path: source.to_owned(),
             source: e,
         })?;
+        Self::load_bytes(source, bytes, staging)
+    }
+
+    /// Loads a library from `bytes`, a snapshot of the file at `source`.
+    pub(crate) fn load_bytes(source: &Path, bytes: Vec<u8>, staging: &Arc<Staging>) -> Result<Self> {
         let not_a_module = |reason: String| Error::NotAModule {
             path: source.to_owned(),
             reason,

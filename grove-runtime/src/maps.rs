@@ -15,13 +15,18 @@ pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
     }))
 }
 
-/// The number of memory mappings of files in `dir`, for leak checks.
+/// How many distinct files under `dir` are mapped into this process, for leak checks.
 pub fn mapped_files_in(dir: &Path) -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return 0;
     };
     let Some(dir) = dir.to_str() else { return 0 };
-    maps.lines()
-        .filter(|line| line.find('/').is_some_and(|i| line[i..].starts_with(dir)))
-        .count()
+    let mut files: Vec<&str> = maps
+        .lines()
+        .filter_map(|line| line.find('/').map(|i| &line[i..]))
+        .filter(|path| path.starts_with(dir))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    files.len()
 }

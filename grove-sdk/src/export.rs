@@ -89,7 +89,11 @@ pub unsafe fn create<M: Exportable>(
         panic::install_hook();
         // SAFETY: the caller guarantees `host` outlives the library.
         unsafe { log::install(host) };
-        let schema_fingerprint = state::fingerprint::<M>();
+        // Tracing the schema runs the type's `Deserialize` (and `Drop`) on sample values;
+        // whatever that does, it must not fail the load: an unknown schema only means the
+        // slower, tolerant state path.
+        let schema_fingerprint =
+            panic::catch(state::fingerprint::<M>).unwrap_or(abi::SCHEMA_UNKNOWN);
         let this = Box::into_raw(Box::new(M::default())).cast::<c_void>();
         // SAFETY: the caller guarantees `out` is valid for writes.
         unsafe {

@@ -1,0 +1,8 @@
+//! Integration tests: real module libraries built from tests/fixtures (once per run, see
+//! `support`), loaded, run and reloaded through grove-runtime.
+
+mod faults;
+mod logs;
+mod reload;
+mod static_modules;
+mod support;

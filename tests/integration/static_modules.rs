@@ -1,0 +1,45 @@
+//! A module crate linked in as an rlib runs through the same `Module` trait, next to a
+//! loaded copy of the same crate.
+
+use grove_runtime::{LoadedModule, StaticModule};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::logs::Capture;
+use crate::support::{counter, counter_state, frame};
+
+#[test]
+fn static_and_loaded_modules_run_side_by_side() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let mut linked = StaticModule::new("counter-static", counter::Counter::default());
+        let mut loaded = LoadedModule::load(counter("v2")).unwrap();
+        linked.init(&frame(0)).unwrap();
+        for n in 0..4 {
+            linked.process(&frame(n)).unwrap();
+            loaded.process(&frame(n)).unwrap();
+        }
+        assert_eq!(counter_state(&mut loaded).total, 8, "loaded v2 counts by 2");
+    });
+    let ticks = capture.ticks();
+    let from_static: Vec<_> = ticks.iter().filter(|t| !t.fields.contains_key("module")).collect();
+    let from_loaded: Vec<_> = ticks.iter().filter(|t| t.fields.contains_key("module")).collect();
+    assert_eq!(from_static.len(), 4);
+    assert_eq!(from_loaded.len(), 4);
+    assert_eq!(from_static[3].fields["count"], "u64:4", "the static module has its own state");
+    assert_eq!(from_static[3].fields["variant"], "str:v1");
+}
+
+#[test]
+fn a_panicking_static_module_is_contained() {
+    struct Boom;
+    impl grove::Module for Boom {
+        fn process(&mut self, _ctx: &mut grove::Context) {
+            panic!("static boom");
+        }
+    }
+    let mut module = StaticModule::new("boom", Boom);
+    let err = module.process(&frame(0)).unwrap_err();
+    assert!(err.to_string().contains("static boom"), "{err}");
+    assert!(module.fault().is_some());
+}

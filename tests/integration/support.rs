@@ -1,0 +1,95 @@
+//! Building the fixture libraries, once per test run, and reading module state.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+/// The variants of tests/fixtures/counter that the tests use, by cargo feature ("" is the
+/// default version).
+const COUNTER_VARIANTS: &[&str] = &[
+    "",
+    "v2",
+    "added",
+    "removed",
+    "reordered",
+    "widened",
+    "incompatible",
+    "panic_create",
+    "panic_init",
+    "panic_process",
+    "panic_save",
+    "panic_load",
+    "panic_shutdown",
+    "panic_destroy",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Where fixture builds go: their own target dir, so building them never waits on the
+/// lock of the `cargo test` that runs us, and stays incremental across runs.
+pub fn fixture_target_dir() -> PathBuf {
+    workspace_root().join("target").join("grove-fixtures")
+}
+
+fn build_all() -> HashMap<&'static str, PathBuf> {
+    let target = fixture_target_dir();
+    let out = target.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    COUNTER_VARIANTS
+        .iter()
+        .map(|&feature| {
+            let mut cmd = Command::new(&cargo);
+            cmd.current_dir(workspace_root())
+                .args(["build", "--quiet", "-p", "counter-fixture", "--target-dir"])
+                .arg(&target);
+            if !feature.is_empty() {
+                cmd.args(["--features", feature]);
+            }
+            let status = cmd.status().expect("cargo runs");
+            assert!(status.success(), "building the counter fixture ({feature:?}) failed");
+            let name = if feature.is_empty() { "v1" } else { feature };
+            let copy = out.join(format!("libcounter-{name}.so"));
+            std::fs::copy(target.join("debug").join("libcounter.so"), &copy).unwrap();
+            (name, copy)
+        })
+        .collect()
+}
+
+/// The library of the counter fixture built with `variant` ("v1" for the default).
+pub fn counter(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(build_all)
+        .get(variant)
+        .unwrap_or_else(|| panic!("no counter fixture variant {variant:?}"))
+        .clone()
+}
+
+/// The counter's state as every variant writes it (by field name, missing fields default).
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CounterState {
+    pub count: u64,
+    pub total: u64,
+    pub name: String,
+    pub label: Vec<String>,
+}
+
+pub fn counter_state(module: &mut grove_runtime::LoadedModule) -> CounterState {
+    let bytes = module.save_state().expect("state saves");
+    rmp_serde::from_slice(&bytes).expect("state decodes")
+}
+
+/// A frame numbered `n`.
+pub fn frame(n: u64) -> grove::abi::FrameInfo {
+    grove::abi::FrameInfo {
+        frame: n,
+        delta_ns: 16_666_667,
+        elapsed_ns: n * 16_666_667,
+    }
+}
