@@ -103,13 +103,18 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
         ));
     }
     if (header.size() as usize) < PREFIX_LEN {
-        return Err(format!("its grove header is {} bytes, too small to be one", header.size()));
+        return Err(format!(
+            "its grove header is {} bytes, too small to be one",
+            header.size()
+        ));
     }
     let header_prefix = header
         .section_index()
         .and_then(|index| file.section_by_index(index).ok())
         .and_then(|section| {
-            let data = section.data_range(header.address(), PREFIX_LEN as u64).ok()??;
+            let data = section
+                .data_range(header.address(), PREFIX_LEN as u64)
+                .ok()??;
             Some(HeaderPrefix {
                 magic: data[0..8].try_into().ok()?,
                 abi_version: file_u32(&file, &data[8..12]),

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A call into a module, as named in errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,7 +44,7 @@ impl fmt::Display for Call {
 }
 
 /// Everything that can go wrong in grove-runtime.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The library file could not be read.
@@ -53,7 +54,7 @@ pub enum Error {
         path: PathBuf,
         /// What the OS said.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     /// The file is not a grove module library (not ELF, truncated, no grove exports...).
@@ -95,7 +96,7 @@ pub enum Error {
         path: PathBuf,
         /// What the dynamic loader said.
         #[source]
-        source: libloading::Error,
+        source: Arc<libloading::Error>,
     },
 
     /// The staging directory, where each load gets its private copy, failed.
@@ -105,7 +106,7 @@ pub enum Error {
         path: PathBuf,
         /// What the OS said.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     /// The module's code panicked. The panic was contained.
@@ -168,6 +169,70 @@ pub enum Error {
         expected: String,
         /// The module the library holds.
         found: String,
+    },
+
+    /// No module of that name is in the engine.
+    #[error("no module named `{module}` (loaded: {})", known.join(", "))]
+    UnknownModule {
+        /// The name asked for.
+        module: String,
+        /// The modules there are.
+        known: Vec<String>,
+    },
+
+    /// A module of that name is already in the engine.
+    #[error(
+        "a module named `{module}` is already loaded: give the new one another name (`#[grove::module(name = \"...\")]`)"
+    )]
+    DuplicateModule {
+        /// The name.
+        module: String,
+    },
+
+    /// The module is linked into the host: it has no library to reload or state to save.
+    #[error(
+        "module `{module}` is linked statically: it cannot be reloaded and its state is the host's own value"
+    )]
+    NotReloadable {
+        /// The module.
+        module: String,
+    },
+
+    /// A module's state could not be decoded into the type asked for.
+    #[error("state of module `{module}` does not decode into the requested type: {message}")]
+    State {
+        /// The module.
+        module: String,
+        /// What serde said, naming the field.
+        message: String,
+    },
+
+    /// Building a watched module crate failed; the running version is kept.
+    #[error("module crate {dir}: {source}")]
+    Build {
+        /// The crate's directory.
+        dir: PathBuf,
+        /// What went wrong, with the compiler's diagnostics.
+        #[source]
+        source: Arc<crate::builder::BuildError>,
+    },
+
+    /// The library file could not be watched for new versions.
+    #[error("cannot watch {path} for new versions: {source}")]
+    Watch {
+        /// The library file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Arc<crate::watcher::WatchError>,
+    },
+
+    /// Ctrl-C / SIGTERM handling could not be set up.
+    #[error("cannot install the Ctrl-C/SIGTERM handler: {source}")]
+    Signal {
+        /// What the OS said.
+        #[source]
+        source: Arc<io::Error>,
     },
 }
 

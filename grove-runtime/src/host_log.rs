@@ -75,7 +75,9 @@ struct HostCallsite {
 
 impl std::fmt::Debug for HostCallsite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostCallsite").field("meta", &self.meta.get()).finish()
+        f.debug_struct("HostCallsite")
+            .field("meta", &self.meta.get())
+            .finish()
     }
 }
 
@@ -96,7 +98,9 @@ impl Callsite for HostCallsite {
     }
 
     fn metadata(&self) -> &Metadata<'_> {
-        self.meta.get().expect("a host callsite is registered only once built")
+        self.meta
+            .get()
+            .expect("a host callsite is registered only once built")
     }
 }
 

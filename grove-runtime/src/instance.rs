@@ -40,7 +40,11 @@ impl Instance {
         // host table lives in `library`, which outlives every use of the instance; `raw`
         // is valid for writes.
         let status = unsafe {
-            (library.create_fn())(library.host_api(), &mut raw, ByteSink::for_vec(&mut message))
+            (library.create_fn())(
+                library.host_api(),
+                &mut raw,
+                ByteSink::for_vec(&mut message),
+            )
         };
         status_to_result(status, &message, &library, Call::Create)?;
         if raw.this.is_null() || raw.vtable.is_null() {

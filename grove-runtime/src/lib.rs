@@ -23,21 +23,35 @@
 //! - Code from the old library that is still running when it is closed (a thread the
 //!   module spawned and did not join) crashes the host.
 
+mod builder;
 mod elf;
+mod engine;
 mod error;
+mod events;
+mod frame;
 mod host_log;
+mod hosted;
 mod instance;
 mod library;
 mod loaded;
 mod maps;
+mod signals;
 mod staging;
 mod static_module;
+mod stats;
+mod watcher;
 
+pub use builder::{BuildError, BuildEvent, BuildOptions};
+pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};
+pub use events::EngineEvent;
+pub use hosted::{HostedModule, ModuleSystem, Sequential};
 pub use library::{HeaderInfo, Unmapped};
 pub use loaded::{LoadedModule, Reloaded};
 pub use maps::mapped_files_in;
 pub use staging::Staging;
 pub use static_module::StaticModule;
+pub use stats::{ModuleTiming, Percentiles, Stats};
+pub use watcher::WatchError;
 
 pub use grove;

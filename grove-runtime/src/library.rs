@@ -66,13 +66,19 @@ impl Library {
     pub(crate) fn load(source: &Path, staging: &Arc<Staging>) -> Result<Self> {
         let bytes = std::fs::read(source).map_err(|e| Error::Read {
             path: source.to_owned(),
-            source: e,
+            source: Arc::new(e),
         })?;
-        Self::load_bytes(source, bytes, staging)
+        Self::load_bytes(source, bytes, None, staging)
     }
 
-    /// Loads a library from `bytes`, a snapshot of the file at `source`.
-    pub(crate) fn load_bytes(source: &Path, bytes: Vec<u8>, staging: &Arc<Staging>) -> Result<Self> {
+    /// Loads a library from `bytes`, a snapshot of the file at `source`, whose
+    /// [`content_hash`](Library::content_hash) is `hash` when the caller already knows it.
+    pub(crate) fn load_bytes(
+        source: &Path,
+        bytes: Vec<u8>,
+        hash: Option<u64>,
+        staging: &Arc<Staging>,
+    ) -> Result<Self> {
         let not_a_module = |reason: String| Error::NotAModule {
             path: source.to_owned(),
             reason,
@@ -81,7 +87,7 @@ impl Library {
         if let Some(prefix) = exports.header_prefix {
             check_prefix(source, &exports, prefix.magic, prefix.abi_version, None)?;
         }
-        let content_hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let content_hash = hash.unwrap_or_else(|| xxhash_rust::xxh3::xxh3_64(&bytes));
         let stem = exports
             .header_symbol
             .trim_start_matches(abi::HEADER_SYMBOL_PREFIX)
@@ -98,7 +104,7 @@ impl Library {
         let raw = unsafe { RawLibrary::open(Some(&staged), RTLD_NOW | RTLD_LOCAL) }
             .map_err(|e| Error::Open {
                 path: source.to_owned(),
-                source: e,
+                source: Arc::new(e),
             })
             .map_err(remove_staged)?;
         let (header, create) = read_exports(&raw, source, &exports).map_err(remove_staged)?;

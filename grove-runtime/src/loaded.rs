@@ -136,9 +136,20 @@ impl LoadedModule {
     /// Replaces the running version with the library at `path`, carrying the state over.
     /// On error the running version and its state are untouched.
     pub fn reload(&mut self, path: &Path, frame: &FrameInfo) -> Result<Reloaded> {
+        self.reload_from(path, None, frame)
+    }
+
+    /// As [`LoadedModule::reload`], from a snapshot already read from `path` (by the
+    /// watcher): its bytes and their hash.
+    pub(crate) fn reload_from(
+        &mut self,
+        path: &Path,
+        snapshot: Option<(Vec<u8>, u64)>,
+        frame: &FrameInfo,
+    ) -> Result<Reloaded> {
         let started = Instant::now();
         let (new, format, state_bytes) =
-            self.prepare(path, frame)
+            self.prepare(path, snapshot, frame)
                 .map_err(|source| Error::ReloadRefused {
                     module: self.name().to_owned(),
                     generation: self.generation,
@@ -173,8 +184,16 @@ impl LoadedModule {
 
     /// Steps 2 and 3 of the transaction: a new version, created, restored and initialised,
     /// ready to take over. `self` is only read (its state saved).
-    fn prepare(&mut self, path: &Path, frame: &FrameInfo) -> Result<(Instance, StateFormat, usize)> {
-        let library = Library::load(path, &self.staging)?;
+    fn prepare(
+        &mut self,
+        path: &Path,
+        snapshot: Option<(Vec<u8>, u64)>,
+        frame: &FrameInfo,
+    ) -> Result<(Instance, StateFormat, usize)> {
+        let library = match snapshot {
+            Some((bytes, hash)) => Library::load_bytes(path, bytes, Some(hash), &self.staging)?,
+            None => Library::load(path, &self.staging)?,
+        };
         if library.name() != self.name() {
             return Err(Error::WrongModule {
                 path: path.to_owned(),
@@ -189,7 +208,15 @@ impl LoadedModule {
         if let Err(e) = new.load_state(format, &state) {
             // Same fingerprint, yet the positional form did not load: take the slower,
             // tolerant path before giving up.
-            if format != StateFormat::Positional || !matches!(e, Error::Failed { call: Call::LoadState, .. }) {
+            if format != StateFormat::Positional
+                || !matches!(
+                    e,
+                    Error::Failed {
+                        call: Call::LoadState,
+                        ..
+                    }
+                )
+            {
                 return Err(e);
             }
             format = StateFormat::SelfDescribing;

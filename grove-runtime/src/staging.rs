@@ -28,7 +28,7 @@ impl Staging {
             .tempdir()
             .map_err(|source| Error::Staging {
                 path: std::env::temp_dir(),
-                source,
+                source: Arc::new(source),
             })?;
         Ok(Self {
             dir,
@@ -59,14 +59,17 @@ impl Staging {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("{module}-{n}.so"));
         let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
             file.write_all(bytes)
         };
         write().map_err(|source| {
             let _ = fs::remove_file(&path);
             Error::Staging {
                 path: path.clone(),
-                source,
+                source: Arc::new(source),
             }
         })?;
         Ok(path)

@@ -45,7 +45,12 @@ impl StaticModule {
         self.fault.as_deref()
     }
 
-    fn call(&mut self, call: Call, frame: &FrameInfo, f: fn(&mut dyn Module, &mut Context)) -> Result<()> {
+    fn call(
+        &mut self,
+        call: Call,
+        frame: &FrameInfo,
+        f: fn(&mut dyn Module, &mut Context),
+    ) -> Result<()> {
         if let Some(message) = &self.fault {
             return Err(Error::Faulted {
                 module: self.name.clone(),

@@ -19,7 +19,10 @@ fn assert_panicked(err: &Error, call: Call) {
         } => {
             assert_eq!(module, "counter");
             assert_eq!(*c, call);
-            assert!(message.contains(&format!("fixture panics in {call}")), "{message}");
+            assert!(
+                message.contains(&format!("fixture panics in {call}")),
+                "{message}"
+            );
             assert!(message.contains("lib.rs:"), "location included: {message}");
         }
         other => panic!("expected a panic in {call}, got {other:?}"),
@@ -43,12 +46,19 @@ fn panic_in_process_faults_the_module_until_a_fixed_version_loads() {
     let err = module.process(&frame(3)).unwrap_err();
     assert_panicked(&err, Call::Process);
     assert!(module.fault().is_some());
-    assert!(matches!(module.process(&frame(4)), Err(Error::Faulted { .. })));
+    assert!(matches!(
+        module.process(&frame(4)),
+        Err(Error::Faulted { .. })
+    ));
 
     module.reload(&counter("v1"), &frame(5)).unwrap();
     assert!(module.fault().is_none());
     module.process(&frame(5)).unwrap();
-    assert_eq!(counter_state(&mut module).count, 4, "3 frames before the panic, 1 after");
+    assert_eq!(
+        counter_state(&mut module).count,
+        4,
+        "3 frames before the panic, 1 after"
+    );
 }
 
 #[test]
@@ -60,7 +70,11 @@ fn panic_in_init_or_load_state_of_the_new_version_refuses_the_reload() {
         assert_panicked(&err, call);
         assert_eq!(module.generation(), 1);
         module.process(&frame(1)).unwrap();
-        assert_eq!(counter_state(&mut module).count, 2, "old version kept running");
+        assert_eq!(
+            counter_state(&mut module).count,
+            2,
+            "old version kept running"
+        );
     }
 }
 

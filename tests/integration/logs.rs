@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use grove_runtime::LoadedModule;
 use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::support::{counter, frame};
 
@@ -28,13 +28,16 @@ impl Visit for Fields<'_> {
         self.0.insert(field.name().to_owned(), format!("{value:?}"));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), format!("u64:{value}"));
+        self.0
+            .insert(field.name().to_owned(), format!("u64:{value}"));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), format!("bool:{value}"));
+        self.0
+            .insert(field.name().to_owned(), format!("bool:{value}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), format!("str:{value}"));
+        self.0
+            .insert(field.name().to_owned(), format!("str:{value}"));
     }
 }
 
@@ -83,18 +86,27 @@ fn module_events_reach_the_host_subscriber() {
     assert_eq!(first.fields["ready"], "bool:true");
     assert_eq!(first.fields["variant"], "str:v1");
     assert_eq!(first.fields["module"], "counter", "the module's name");
-    assert_eq!(ticks[3].fields["variant"], "str:v2", "logs keep working after a reload");
+    assert_eq!(
+        ticks[3].fields["variant"], "str:v2",
+        "logs keep working after a reload"
+    );
     assert_eq!(ticks[3].fields["count"], "u64:4");
 }
 
 #[test]
 fn host_filters_apply_to_module_events() {
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(capture.clone().with_filter(tracing_subscriber::filter::LevelFilter::WARN));
+    let subscriber = tracing_subscriber::registry().with(
+        capture
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+    );
     tracing::subscriber::with_default(subscriber, || {
         let mut module = LoadedModule::load(counter("v1")).unwrap();
         module.process(&frame(0)).unwrap();
     });
-    assert!(capture.ticks().is_empty(), "INFO events filtered out by the host");
+    assert!(
+        capture.ticks().is_empty(),
+        "INFO events filtered out by the host"
+    );
 }

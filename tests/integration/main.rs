@@ -1,6 +1,7 @@
 //! Integration tests: real module libraries built from tests/fixtures (once per run, see
 //! `support`), loaded, run and reloaded through grove-runtime.
 
+mod engine;
 mod faults;
 mod logs;
 mod reload;

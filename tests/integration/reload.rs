@@ -4,7 +4,7 @@
 use grove::state::StateFormat;
 use grove_runtime::{Error, LoadedModule, Staging, Unmapped, mapped_files_in};
 
-use crate::support::{CounterState, counter, counter_state, frame};
+use crate::support::{CounterState, counter, counter_state, frame, scratch_dir};
 
 fn run(module: &mut LoadedModule, frames: std::ops::Range<u64>) {
     for n in frames {
@@ -23,15 +23,31 @@ fn v1_to_v2_keeps_the_counter_and_runs_the_new_code() {
     let reloaded = module.reload(&counter("v2"), &frame(5)).unwrap();
     assert_eq!(reloaded.generation, 2);
     assert_eq!(module.generation(), 2);
-    assert_eq!(reloaded.format, StateFormat::Positional, "same schema, fast path");
+    assert_eq!(
+        reloaded.format,
+        StateFormat::Positional,
+        "same schema, fast path"
+    );
     assert!(reloaded.state_bytes > 0);
-    assert_eq!(reloaded.old_library, Unmapped::Yes, "old library really unmapped");
-    assert_eq!(mapped_files_in(staging.path()), 1, "only the new copy is mapped");
+    assert_eq!(
+        reloaded.old_library,
+        Unmapped::Yes,
+        "old library really unmapped"
+    );
+    assert_eq!(
+        mapped_files_in(staging.path()),
+        1,
+        "only the new copy is mapped"
+    );
 
     run(&mut module, 5..8);
     let state = counter_state(&mut module);
     assert_eq!(state.count, 8, "state carried over");
-    assert_eq!(state.total, 5 + 3 * 2, "v2 code (step 2) runs after the reload");
+    assert_eq!(
+        state.total,
+        5 + 3 * 2,
+        "v2 code (step 2) runs after the reload"
+    );
     assert_eq!(state.name, "v2");
 }
 
@@ -42,12 +58,24 @@ fn old_copies_leave_memory_and_disk() {
     for (i, variant) in ["v2", "v1", "v2", "v1"].into_iter().enumerate() {
         let reloaded = module.reload(&counter(variant), &frame(i as u64)).unwrap();
         assert_eq!(reloaded.old_library, Unmapped::Yes);
-        assert_eq!(mapped_files_in(staging.path()), 1, "only the running copy is mapped");
-        assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 1, "one staged copy");
+        assert_eq!(
+            mapped_files_in(staging.path()),
+            1,
+            "only the running copy is mapped"
+        );
+        assert_eq!(
+            std::fs::read_dir(staging.path()).unwrap().count(),
+            1,
+            "one staged copy"
+        );
     }
     drop(module);
     assert_eq!(mapped_files_in(staging.path()), 0, "nothing left mapped");
-    assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0, "no copy left");
+    assert_eq!(
+        std::fs::read_dir(staging.path()).unwrap().count(),
+        0,
+        "no copy left"
+    );
 }
 
 /// Loads v1, runs 3 frames, reloads into `variant`, runs 2 frames, returns the state.
@@ -65,7 +93,11 @@ fn added_field_takes_its_default() {
     assert_eq!(reloaded.format, StateFormat::SelfDescribing);
     assert_eq!(state.count, 5);
     assert_eq!(state.total, 5);
-    assert_eq!(state.label, ["added", "added"], "the new field started empty");
+    assert_eq!(
+        state.label,
+        ["added", "added"],
+        "the new field started empty"
+    );
 }
 
 #[test]
@@ -80,7 +112,10 @@ fn removed_field_is_dropped() {
 fn reordered_fields_still_match() {
     let (reloaded, state) = schema_change("reordered");
     assert_eq!(reloaded.format, StateFormat::SelfDescribing);
-    assert_eq!((state.count, state.total, state.name.as_str()), (5, 5, "reordered"));
+    assert_eq!(
+        (state.count, state.total, state.name.as_str()),
+        (5, 5, "reordered")
+    );
 }
 
 #[test]
@@ -94,14 +129,22 @@ fn widened_field_keeps_its_value() {
 fn incompatible_state_refuses_the_reload_and_keeps_the_old_version() {
     let mut module = LoadedModule::load(counter("v1")).unwrap();
     run(&mut module, 0..3);
-    let err = module.reload(&counter("incompatible"), &frame(3)).unwrap_err();
+    let err = module
+        .reload(&counter("incompatible"), &frame(3))
+        .unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, Error::ReloadRefused { generation: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ReloadRefused { generation: 1, .. }),
+        "{err:?}"
+    );
     assert!(message.contains("`count`"), "names the field: {message}");
     assert_eq!(module.generation(), 1);
     run(&mut module, 3..5);
     let state = counter_state(&mut module);
-    assert_eq!((state.count, state.total, state.name.as_str()), (5, 5, "v1"));
+    assert_eq!(
+        (state.count, state.total, state.name.as_str()),
+        (5, 5, "v1")
+    );
 }
 
 #[test]
@@ -109,10 +152,13 @@ fn a_library_of_another_module_is_refused() {
     let mut module = LoadedModule::load(counter("v1")).unwrap();
     run(&mut module, 0..2);
     // Any shared library that is not a grove module.
-    let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("libc on this machine");
+    let libc = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libc on this machine");
     let err = module.reload(libc.as_ref(), &frame(2)).unwrap_err();
     assert!(err.to_string().contains("exports no grove module"), "{err}");
     run(&mut module, 2..3);
@@ -121,7 +167,7 @@ fn a_library_of_another_module_is_refused() {
 
 #[test]
 fn missing_and_garbage_files_are_clear_errors() {
-    let dir = tempfile_dir();
+    let dir = scratch_dir();
     let missing = dir.join("nope.so");
     let err = LoadedModule::load(&missing).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err:?}");
@@ -139,11 +185,4 @@ fn missing_and_garbage_files_are_clear_errors() {
     let err = LoadedModule::load(&truncated).unwrap_err();
     assert!(matches!(err, Error::NotAModule { .. }), "{err:?}");
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = crate::support::fixture_target_dir().join(format!("tmp-{}", std::process::id()));
-    let dir = dir.join(format!("{:?}", std::thread::current().id()).replace(['(', ')'], ""));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -22,11 +22,20 @@ fn static_and_loaded_modules_run_side_by_side() {
         assert_eq!(counter_state(&mut loaded).total, 8, "loaded v2 counts by 2");
     });
     let ticks = capture.ticks();
-    let from_static: Vec<_> = ticks.iter().filter(|t| !t.fields.contains_key("module")).collect();
-    let from_loaded: Vec<_> = ticks.iter().filter(|t| t.fields.contains_key("module")).collect();
+    let from_static: Vec<_> = ticks
+        .iter()
+        .filter(|t| !t.fields.contains_key("module"))
+        .collect();
+    let from_loaded: Vec<_> = ticks
+        .iter()
+        .filter(|t| t.fields.contains_key("module"))
+        .collect();
     assert_eq!(from_static.len(), 4);
     assert_eq!(from_loaded.len(), 4);
-    assert_eq!(from_static[3].fields["count"], "u64:4", "the static module has its own state");
+    assert_eq!(
+        from_static[3].fields["count"], "u64:4",
+        "the static module has its own state"
+    );
     assert_eq!(from_static[3].fields["variant"], "str:v1");
 }
 

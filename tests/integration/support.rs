@@ -27,7 +27,10 @@ const COUNTER_VARIANTS: &[&str] = &[
 ];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// Where fixture builds go: their own target dir, so building them never waits on the
@@ -52,7 +55,10 @@ fn build_all() -> HashMap<&'static str, PathBuf> {
                 cmd.args(["--features", feature]);
             }
             let status = cmd.status().expect("cargo runs");
-            assert!(status.success(), "building the counter fixture ({feature:?}) failed");
+            assert!(
+                status.success(),
+                "building the counter fixture ({feature:?}) failed"
+            );
             let name = if feature.is_empty() { "v1" } else { feature };
             let copy = out.join(format!("libcounter-{name}.so"));
             std::fs::copy(target.join("debug").join("libcounter.so"), &copy).unwrap();
@@ -64,7 +70,8 @@ fn build_all() -> HashMap<&'static str, PathBuf> {
 /// The library of the counter fixture built with `variant` ("v1" for the default).
 pub fn counter(variant: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
-    BUILT.get_or_init(build_all)
+    BUILT
+        .get_or_init(build_all)
         .get(variant)
         .unwrap_or_else(|| panic!("no counter fixture variant {variant:?}"))
         .clone()
@@ -92,4 +99,16 @@ pub fn frame(n: u64) -> grove::abi::FrameInfo {
         delta_ns: 16_666_667,
         elapsed_ns: n * 16_666_667,
     }
+}
+
+/// A new empty directory for one test, under the fixture target dir.
+pub fn scratch_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = fixture_target_dir()
+        .join("scratch")
+        .join(format!("{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

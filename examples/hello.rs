@@ -1,0 +1,62 @@
+//! The live demo: builds examples/hello-module, runs it at 60 FPS, and reloads it, with its
+//! state, every time you save a change to its source.
+//!
+//! ```text
+//! cargo run --example hello
+//! ```
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use grove_runtime::{Engine, EngineEvent};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), grove_runtime::Error> {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hello-module");
+    let mut engine = Engine::new()?;
+    let events = engine.subscribe();
+    let name = engine.watch_crate(&crate_dir)?;
+    println!(
+        "\nrunning `{name}` at 60 FPS. Edit {} and save to reload it live; Ctrl-C to stop.\n",
+        crate_dir.join("src/lib.rs").display()
+    );
+    let mut last_status = Instant::now();
+    let mut last_reload: Option<Duration> = None;
+    engine.run_with(|engine| {
+        for event in events.try_iter() {
+            if let EngineEvent::Reloaded(reloaded) = event {
+                last_reload = Some(reloaded.took);
+            }
+        }
+        if last_status.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        last_status = Instant::now();
+        let stats = engine.stats();
+        let state = engine.module_state::<hello_module::Hello>(&name);
+        let generation = engine.generation(&name).unwrap_or(0);
+        println!(
+            "frame {:>6} | {:>6.2} fps | {name} generation {generation} | count {} | last reload {}",
+            stats.frames,
+            stats.recent_fps,
+            state.map_or_else(|e| format!("? ({e})"), |s| s.count.to_string()),
+            last_reload.map_or_else(|| "-".to_owned(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3)),
+        );
+    })
+}

@@ -1,0 +1,1 @@
+//! Host programs showing grove; see the `[[example]]` targets.

@@ -1,0 +1,493 @@
+//! [`Engine`]: runs modules every frame at a steady rate and swaps rebuilt libraries in
+//! between two frames.
+//!
+//! A frame: wait for its deadline; apply what arrived since the last one (finished builds,
+//! complete new library files: each a reload transaction); run every module once through
+//! the module system; record the figures. Nothing that a module or a build does stops the
+//! loop: panics, refused reloads and failed builds are events and log lines.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use grove::Module;
+use grove::abi::FrameInfo;
+use serde::de::DeserializeOwned;
+
+use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
+use crate::error::{Error, Result};
+use crate::events::{EngineEvent, Subscribers};
+use crate::frame::FramePacer;
+use crate::hosted::{HostedModule, Kind, ModuleSystem, Sequential};
+use crate::loaded::{LoadedModule, Reloaded};
+use crate::staging::Staging;
+use crate::static_module::StaticModule;
+use crate::stats::{FrameClock, Stats};
+use crate::watcher::LibraryWatcher;
+
+/// The default frame rate.
+pub const DEFAULT_FPS: f64 = 60.0;
+
+/// Runs modules every frame and reloads them when their libraries change.
+///
+/// ```no_run
+/// # fn main() -> Result<(), grove_runtime::Error> {
+/// let mut engine = grove_runtime::Engine::new()?;
+/// engine.watch_crate("examples/hello-module")?; // build, load, rebuild on every edit
+/// engine.run()                                  // 60 FPS until Ctrl-C
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    modules: Vec<HostedModule>,
+    system: Box<dyn ModuleSystem>,
+    pacer: FramePacer,
+    clock: FrameClock,
+    subscribers: Subscribers,
+    staging: Arc<Staging>,
+    watch_files: bool,
+    frame: u64,
+    started: Option<Instant>,
+    last_start: Option<Instant>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Configures an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    fps: f64,
+    system: Box<dyn ModuleSystem>,
+    watch_files: bool,
+    staging: Option<Arc<Staging>>,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            fps: DEFAULT_FPS,
+            system: Box::new(Sequential),
+            watch_files: true,
+            staging: None,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// Target frame rate; 0 runs unpaced (as fast as the modules allow).
+    pub fn fps(mut self, fps: f64) -> Self {
+        self.fps = fps;
+        self
+    }
+
+    /// How modules are run each frame; [`Sequential`] by default.
+    pub fn system(mut self, system: impl ModuleSystem + 'static) -> Self {
+        self.system = Box::new(system);
+        self
+    }
+
+    /// Whether loaded libraries are watched and reloaded when replaced (default: yes).
+    pub fn watch_files(mut self, watch: bool) -> Self {
+        self.watch_files = watch;
+        self
+    }
+
+    /// Where loaded libraries' private copies go; a new private directory by default.
+    pub fn staging(mut self, staging: Arc<Staging>) -> Self {
+        self.staging = Some(staging);
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Result<Engine> {
+        let staging = match self.staging {
+            Some(staging) => staging,
+            None => Arc::new(Staging::new()?),
+        };
+        Ok(Engine {
+            modules: Vec::new(),
+            system: self.system,
+            pacer: FramePacer::new(self.fps),
+            clock: FrameClock::default(),
+            subscribers: Subscribers::default(),
+            staging,
+            watch_files: self.watch_files,
+            frame: 0,
+            started: None,
+            last_start: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// Stops a running [`Engine`] from another thread (or a signal handler's flag).
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the engine to finish the current frame, shut its modules down and return.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Engine {
+    /// An engine at 60 FPS, running modules in sequence, watching their files.
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Configure an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Changes the target frame rate; 0 is unpaced.
+    pub fn set_target_fps(&mut self, fps: f64) {
+        self.pacer.set_fps(fps);
+    }
+
+    /// The target frame rate; 0 when unpaced.
+    pub fn target_fps(&self) -> f64 {
+        self.pacer.period().map_or(0.0, |p| 1.0 / p.as_secs_f64())
+    }
+
+    /// The module system's name.
+    pub fn system_name(&self) -> &'static str {
+        self.system.name()
+    }
+
+    /// Events from now on: loads, reloads, refusals, panics, builds.
+    pub fn subscribe(&mut self) -> Receiver<EngineEvent> {
+        self.subscribers.subscribe()
+    }
+
+    /// A handle that stops [`Engine::run`] from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// The staging area for loaded libraries' copies.
+    pub fn staging(&self) -> &Arc<Staging> {
+        &self.staging
+    }
+
+    /// The number of the next frame to run.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// The modules' names, in the order they run.
+    pub fn module_names(&self) -> Vec<String> {
+        self.modules.iter().map(|m| m.name().to_owned()).collect()
+    }
+
+    /// The generation of module `name` (1 after loading, +1 per reload; 0 if static).
+    pub fn generation(&self, name: &str) -> Result<u64> {
+        Ok(self.find(name)?.generation())
+    }
+
+    fn frame_info(&self, start: Instant) -> FrameInfo {
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        FrameInfo {
+            frame: self.frame,
+            delta_ns: self.last_start.map_or(0, |last| nanos(start - last)),
+            elapsed_ns: self.started.map_or(0, |first| nanos(start - first)),
+        }
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if self.modules.iter().any(|m| m.name() == name) {
+            return Err(Error::DuplicateModule {
+                module: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<&HostedModule> {
+        self.modules
+            .iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| self.unknown(name))
+    }
+
+    fn find_mut(&mut self, name: &str) -> Result<&mut HostedModule> {
+        let unknown = self.unknown(name);
+        self.modules
+            .iter_mut()
+            .find(|m| m.name() == name)
+            .ok_or(unknown)
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        Error::UnknownModule {
+            module: name.to_owned(),
+            known: self.module_names(),
+        }
+    }
+
+    /// Loads the module library at `path`, runs its `init`, and (unless disabled) watches
+    /// the file: a complete new version is swapped in between two frames. Returns the
+    /// module's name.
+    pub fn load_module(&mut self, path: impl AsRef<Path>) -> Result<String> {
+        let path = path.as_ref();
+        let frame = self.frame_info(Instant::now());
+        let module = LoadedModule::load_in(path, &self.staging, &frame)?;
+        let name = module.name().to_owned();
+        self.check_new_name(&name)?;
+        let watcher = if self.watch_files {
+            Some(
+                LibraryWatcher::new(path, module.content_hash()).map_err(|source| {
+                    Error::Watch {
+                        path: path.to_owned(),
+                        source: Arc::new(source),
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
+        let mut hosted = HostedModule::new(Kind::Loaded(Box::new(module)));
+        hosted.watcher = watcher;
+        self.modules.push(hosted);
+        self.subscribers.send(EngineEvent::Loaded {
+            module: name.clone(),
+            path: Some(path.to_owned()),
+        });
+        Ok(name)
+    }
+
+    /// Adds a module linked into the host (its crate used as an rlib). It runs through the
+    /// same [`Module`] trait, without the C ABI; it is never reloaded.
+    pub fn add_static<M: Module>(&mut self, name: impl Into<String>, module: M) -> Result<()> {
+        let name = name.into();
+        self.check_new_name(&name)?;
+        let mut module = StaticModule::new(name.clone(), module);
+        module.init(&self.frame_info(Instant::now()))?;
+        self.modules.push(HostedModule::new(Kind::Static(module)));
+        self.subscribers.send(EngineEvent::Loaded {
+            module: name,
+            path: None,
+        });
+        Ok(())
+    }
+
+    /// Builds the module crate in `dir` with cargo, loads it, and rebuilds it in the
+    /// background whenever its sources change; frames never wait for the compiler. A failed
+    /// build keeps the running version. Returns the module's name.
+    pub fn watch_crate(&mut self, dir: impl AsRef<Path>) -> Result<String> {
+        self.watch_crate_with(dir, BuildOptions::default())
+    }
+
+    /// As [`Engine::watch_crate`], with build options (release, target dir, features).
+    pub fn watch_crate_with(
+        &mut self,
+        dir: impl AsRef<Path>,
+        options: BuildOptions,
+    ) -> Result<String> {
+        let dir = dir.as_ref();
+        let build_error = |source| Error::Build {
+            dir: dir.to_owned(),
+            source: Arc::new(source),
+        };
+        let builder = CrateBuilder::new(dir, options).map_err(build_error)?;
+        tracing::info!(dir = %dir.display(), "building module crate");
+        let artifact = builder.build().map_err(build_error)?;
+        let name = self.load_module(&artifact)?;
+        let watch = builder.watch().map_err(build_error)?;
+        if let Ok(hosted) = self.find_mut(&name) {
+            hosted.build = Some(watch);
+            hosted.crate_dir = Some(dir.to_owned());
+        }
+        Ok(name)
+    }
+
+    /// Reloads module `name` from its library file now, whether or not it changed.
+    pub fn reload(&mut self, name: &str) -> Result<Reloaded> {
+        let frame = self.frame_info(Instant::now());
+        let hosted = self.find_mut(name)?;
+        let Some(module) = hosted.loaded_mut() else {
+            return Err(Error::NotReloadable {
+                module: name.to_owned(),
+            });
+        };
+        let path = module.path().to_owned();
+        let result = module.reload(&path, &frame);
+        self.reload_done(name, result.clone());
+        result
+    }
+
+    /// Records a reload's outcome: figures, event, log.
+    fn reload_done(&mut self, name: &str, result: Result<Reloaded>) {
+        match result {
+            Ok(reloaded) => {
+                self.clock.reloaded(reloaded.took);
+                self.subscribers.send(EngineEvent::Reloaded(reloaded));
+            }
+            Err(error) => {
+                self.clock.refused += 1;
+                tracing::error!(module = %name, error = %error, "reload refused, the running version keeps going");
+                self.subscribers.send(EngineEvent::ReloadRefused {
+                    module: name.to_owned(),
+                    error,
+                });
+            }
+        }
+    }
+
+    /// The state of loaded module `name`, decoded into `T` by field name (so `T` may hold
+    /// only the fields you need).
+    pub fn module_state<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
+        let hosted = self.find_mut(name)?;
+        let Some(module) = hosted.loaded_mut() else {
+            return Err(Error::NotReloadable {
+                module: name.to_owned(),
+            });
+        };
+        let bytes = module.save_state()?;
+        grove::state::load(&bytes, grove::state::StateFormat::SelfDescribing).map_err(|e| {
+            Error::State {
+                module: name.to_owned(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Applies what arrived since the last frame: build outcomes and new library files.
+    fn apply_pending(&mut self, frame: &FrameInfo) {
+        let mut events = Vec::new();
+        let mut reloads = Vec::new();
+        for hosted in &mut self.modules {
+            let name = hosted.name().to_owned();
+            if let Some(build) = &hosted.build {
+                while let Some(event) = build.poll() {
+                    match event {
+                        BuildEvent::Started => {
+                            tracing::info!(module = %name, "rebuilding");
+                            events.push(EngineEvent::BuildStarted {
+                                module: name.clone(),
+                            });
+                        }
+                        BuildEvent::Finished { took, .. } => {
+                            tracing::info!(module = %name, took_ms = took.as_millis() as u64, "rebuilt");
+                        }
+                        BuildEvent::Failed { error } => {
+                            tracing::error!(module = %name, "build failed, the running version keeps going:\n{error}");
+                            events.push(EngineEvent::BuildFailed {
+                                module: name.clone(),
+                                error: Error::Build {
+                                    dir: hosted.crate_dir.clone().unwrap_or_default(),
+                                    source: Arc::new(error),
+                                },
+                            });
+                        }
+                    }
+                }
+            }
+            let Some(new) = hosted.watcher.as_ref().and_then(LibraryWatcher::poll) else {
+                continue;
+            };
+            let Some(module) = hosted.loaded_mut() else {
+                continue;
+            };
+            if new.hash == module.content_hash() {
+                continue;
+            }
+            let result = module.reload_from(&new.path, Some((new.bytes, new.hash)), frame);
+            if let Ok(reloaded) = &result {
+                tracing::debug!(
+                    module = %name,
+                    detected_to_running_us = new.detected.elapsed().as_micros() as u64,
+                    took_us = reloaded.took.as_micros() as u64,
+                    "file change applied"
+                );
+            }
+            reloads.push((name, result));
+        }
+        for event in events {
+            self.subscribers.send(event);
+        }
+        for (name, result) in reloads {
+            self.reload_done(&name, result);
+        }
+    }
+
+    /// Runs one frame: waits for its deadline (unless unpaced), applies pending reloads,
+    /// runs every module once. Panics are contained and reported as events.
+    pub fn step(&mut self) {
+        let start = self.pacer.wait();
+        self.started.get_or_insert(start);
+        self.clock.frame_started(start);
+        let frame = self.frame_info(start);
+        self.apply_pending(&frame);
+        let failures = self.system.run_frame(&mut self.modules, &frame);
+        for (index, error) in failures {
+            let module = self.modules[index].name().to_owned();
+            tracing::error!(module = %module, frame = frame.frame, error = %error, "module panicked; skipped until it is reloaded");
+            self.subscribers.send(EngineEvent::Panicked {
+                module,
+                frame: frame.frame,
+                error,
+            });
+        }
+        self.clock.frame_finished(start.elapsed());
+        self.last_start = Some(start);
+        self.frame += 1;
+    }
+
+    /// Runs `n` frames.
+    pub fn run_frames(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// Runs until Ctrl-C, SIGTERM or [`StopHandle::stop`], then shuts every module down.
+    pub fn run(&mut self) -> Result<()> {
+        self.run_with(|_| {})
+    }
+
+    /// As [`Engine::run`], calling `each_frame` after every frame (for a status line, say).
+    pub fn run_with(&mut self, mut each_frame: impl FnMut(&mut Engine)) -> Result<()> {
+        let signals = crate::signals::StopOnSignal::install(&self.stop)?;
+        while !self.stop.load(Ordering::SeqCst) {
+            self.step();
+            each_frame(self);
+        }
+        drop(signals);
+        self.stop.store(false, Ordering::SeqCst);
+        tracing::info!(frames = self.frame, "stopping: shutting modules down");
+        self.shutdown()
+    }
+
+    /// Runs every module's `shutdown`, in registration order, and unloads them all. The
+    /// first error is returned after every module has had its turn.
+    pub fn shutdown(&mut self) -> Result<()> {
+        let frame = self.frame_info(Instant::now());
+        let mut first_error = None;
+        for hosted in self.modules.drain(..) {
+            let name = hosted.name().to_owned();
+            if let Err(e) = hosted.shutdown(&frame) {
+                tracing::error!(module = %name, error = %e, "shutdown failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Frame rate, frame times, per-module process times and reloads.
+    pub fn stats(&self) -> Stats {
+        self.clock
+            .snapshot(self.modules.iter().map(HostedModule::timing).collect())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.modules.is_empty() {
+            let _ = self.shutdown();
+        }
+    }
+}
