@@ -2,13 +2,13 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::{Item, ItemStruct};
+use syn::{Attribute, Item, ItemStruct, LitStr, parse_quote};
 
 use crate::errors::Errors;
-use crate::{parse, validate};
+use crate::{fallback, fields, parse, validate};
 
-/// The whole attribute: on any error, the user's item unchanged plus `compile_error!`s, so
-/// the IDE keeps working and no secondary errors pile up.
+/// The whole attribute: on any error, the user's item plus `compile_error!`s, so the IDE
+/// keeps working and no secondary errors pile up.
 pub(crate) fn module(attr: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = parse::options(attr, &mut errors);
@@ -23,40 +23,94 @@ pub(crate) fn module(attr: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     match (errors.finish(), item) {
-        (Ok(()), Some(item)) => expand(&options, &item),
-        (Err(compile_errors), _) => quote!(#input #compile_errors),
+        (Ok(()), Some(item)) => expand(&options, item),
+        (Err(compile_errors), _) => {
+            let item = fallback::item(input);
+            quote!(#item #compile_errors)
+        }
         (Ok(()), None) => unreachable!("validation refuses an item only with an error"),
     }
 }
 
-fn expand(options: &parse::Options, item: &ItemStruct) -> TokenStream {
+/// The struct with serde's derives, and next to it one check per requirement and the glue.
+///
+/// Each requirement of a module is checked once, spanned at the author's tokens: `Module`
+/// and `Default` at the type's name, serde at each field's type. The serde impls and the
+/// glue state the same requirements as `for<'__grove>` bounds (or bounds on serde's `'de`),
+/// which rustc does not report, so a missing piece is one error, not one per use.
+fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
     let krate = options
         .krate
         .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::grove));
-    let krate_str = quote!(#krate).to_string();
-    let serde_path = format!("{krate_str}::__private::serde");
-    let default_path = format!("{krate_str}::__private::default_state");
-    let ident = &item.ident;
+        .unwrap_or_else(|| parse_quote!(::grove));
+    let krate_str = quote!(#krate).to_string().replace(' ', "");
+    let ident = item.ident.clone();
     let type_name = ident.to_string();
     let name = options
         .name
         .as_ref()
         .map(|n| n.value())
         .unwrap_or_else(|| snake_case(&type_name));
-    let suffix = symbol_suffix(&std::env::var("CARGO_CRATE_NAME").unwrap_or_default(), &type_name);
+    let suffix = symbol_suffix(
+        &std::env::var("CARGO_CRATE_NAME").unwrap_or_default(),
+        &type_name,
+    );
     let header_symbol = format!("grove_module_header__{suffix}");
     let create_symbol = format!("grove_create_module__{suffix}");
+
+    let serde_path = format!("{krate_str}::__private::serde");
+    let default_path = format!("{krate_str}::__private::default_state");
+    let default_bound = format!("for<'__grove> {ident}: {krate_str}::__private::ModuleDefault");
     // Spanned at the user's type, so a missing `impl Module` or `Default` points there.
-    let assert = quote_spanned!(ident.span()=> #krate::__private::assert_module::<#ident>());
+    let assert_module = quote_spanned!(ident.span()=> #krate::__private::assert_module::<#ident>());
+
+    let mut field_checks = Vec::new();
+    let mut field_bounds = Vec::new();
+    for field in fields::state_fields(&item) {
+        let (ty, cfgs, span) = (field.ty, &field.cfgs, field.span);
+        let ty_str = quote!(#ty).to_string();
+        field_checks.push(quote_spanned! {span=>
+            #(#cfgs)*
+            (&__GroveStateField::<#ty>::NEW).__grove_check_field();
+        });
+        let ser = format!("for<'__grove> {ty_str}: {krate_str}::__private::serde::Serialize");
+        let de = format!("{ty_str}: {krate_str}::__private::serde::Deserialize<'de>");
+        let (ser, de) = (LitStr::new(&ser, span), LitStr::new(&de, span));
+        let bound: Attribute = parse_quote!(#[serde(bound(serialize = #ser, deserialize = #de))]);
+        field_bounds.push((field.index, bound));
+    }
+    // In a closure: the checks pick a method by the field's type, and const code cannot call
+    // trait methods. The closure is never called; it only has to type-check.
+    let field_checks = (!field_checks.is_empty()).then(|| {
+        quote! {
+            let _ = || {
+                use #krate::__private::{Saved as _, StateField as __GroveStateField, Unsaved as _};
+                #(#field_checks)*
+            };
+        }
+    });
+    for (index, bound) in field_bounds {
+        let field = item
+            .fields
+            .iter_mut()
+            .nth(index)
+            .expect("the index of a field");
+        field.attrs.push(bound);
+    }
+
     quote! {
         #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
-        #[serde(crate = #serde_path, default = #default_path)]
+        #[serde(
+            crate = #serde_path,
+            default = #default_path,
+            bound(deserialize = #default_bound),
+        )]
         #item
 
         #[automatically_derived]
         const _: () = {
-            #assert;
+            #assert_module;
+            #field_checks
             #krate::__grove_export! {
                 type = #ident,
                 name = #name,
@@ -89,7 +143,11 @@ fn snake_case(name: &str) -> String {
 
 /// The part of the exported symbol names that makes them unique within a binary.
 fn symbol_suffix(crate_name: &str, type_name: &str) -> String {
-    let crate_name = if crate_name.is_empty() { "crate" } else { crate_name };
+    let crate_name = if crate_name.is_empty() {
+        "crate"
+    } else {
+        crate_name
+    };
     format!("{crate_name}__{type_name}")
 }
 
@@ -106,7 +164,15 @@ mod tests {
 
     #[test]
     fn errors_keep_the_item() {
-        let out = module(quote!(bogus = 1), quote!(struct A { x: u32 })).to_string();
+        let out = module(
+            quote!(bogus = 1),
+            quote!(
+                struct A {
+                    x: u32,
+                }
+            ),
+        )
+        .to_string();
         assert!(out.contains("struct A"), "{out}");
         assert!(out.contains("compile_error"), "{out}");
         assert!(!out.contains("__grove_export"), "{out}");

@@ -6,6 +6,8 @@
 
 mod errors;
 mod expand;
+mod fallback;
+mod fields;
 mod parse;
 mod validate;
 

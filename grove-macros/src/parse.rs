@@ -1,8 +1,9 @@
 //! Parsing the attribute's options: `#[grove::module(name = "...", crate = "...")]`.
 
 use proc_macro2::TokenStream;
-use syn::LitStr;
+use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
+use syn::{Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::errors::Errors;
 
@@ -17,41 +18,40 @@ pub(crate) struct Options {
 
 const EXPECTED: &str = "expected one of: name, crate";
 
-/// Parses the options, pushing every problem found into `errors`.
+/// Parses the options, pushing every problem found into `errors`. A bad option does not
+/// stop the others from being read, so that all problems are reported at once.
 pub(crate) fn options(attr: TokenStream, errors: &mut Errors) -> Options {
     let mut options = Options::default();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
-            let value: LitStr = meta.value()?.parse()?;
-            if options.name.is_some() {
-                errors.push_spanned(&meta.path, "duplicate option `name`");
+            let example = "`name = \"player_controller\"`";
+            if let Some(value) = string_value(&meta, "name", example, errors)? {
+                if options.name.is_some() {
+                    errors.push_spanned(&meta.path, "`name` is given twice: keep one");
+                }
+                options.name = Some(value);
             }
-            options.name = Some(value);
-            Ok(())
         } else if meta.path.is_ident("crate") {
-            let value: LitStr = meta.value()?.parse()?;
-            if options.krate.is_some() {
-                errors.push_spanned(&meta.path, "duplicate option `crate`");
+            let example = "`crate = \"::grove\"`";
+            if let Some(value) = string_value(&meta, "crate", example, errors)? {
+                if options.krate.is_some() {
+                    errors.push_spanned(&meta.path, "`crate` is given twice: keep one");
+                }
+                match value.parse::<syn::Path>() {
+                    Ok(path) => options.krate = Some(path),
+                    Err(_) => errors.push_spanned(
+                        &value,
+                        format!("`crate` takes the path to grove-sdk, e.g. {example}"),
+                    ),
+                }
             }
-            match value.parse::<syn::Path>() {
-                Ok(path) => options.krate = Some(path),
-                Err(_) => errors.push_spanned(
-                    &value,
-                    "`crate` takes the path to grove-sdk as a string, e.g. `crate = \"::grove\"`",
-                ),
-            }
-            Ok(())
         } else {
-            let option = meta
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| {
-                    let path = &meta.path;
-                    quote::quote!(#path).to_string()
-                });
-            Err(meta.error(format!("unknown option `{option}`; {EXPECTED}")))
+            let path = &meta.path;
+            let option = quote::quote!(#path).to_string().replace(' ', "");
+            errors.push_spanned(path, format!("unknown option `{option}`; {EXPECTED}"));
+            skip_value(&meta)?;
         }
+        Ok(())
     });
     if let Err(error) = parser.parse2(attr) {
         errors.push(error);
@@ -59,11 +59,52 @@ pub(crate) fn options(attr: TokenStream, errors: &mut Errors) -> Options {
     options
 }
 
+/// The string after `option =`; `None`, with the error pushed, when it is something else.
+/// `Err` only when what follows cannot be skipped to reach the next option.
+fn string_value(
+    meta: &ParseNestedMeta<'_>,
+    option: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> syn::Result<Option<LitStr>> {
+    if !meta.input.peek(Token![=]) {
+        errors.push_spanned(&meta.path, format!("`{option}` takes a value: {example}"));
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    match meta.value()?.parse::<Expr>()? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(value),
+            ..
+        }) => Ok(Some(value)),
+        other => {
+            errors.push_spanned(other, format!("`{option}` takes a string: {example}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Steps over whatever an option we do not use carries: `= value` or `(...)`.
+pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.input.parse::<proc_macro2::Group>()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use quote::quote;
 
     use super::*;
+
+    fn errors_of(attr: TokenStream) -> String {
+        let mut errors = Errors::default();
+        options(attr, &mut errors);
+        errors.finish().unwrap_err().to_string()
+    }
 
     #[test]
     fn reads_both_options() {
@@ -77,9 +118,34 @@ mod tests {
 
     #[test]
     fn unknown_option_lists_the_known_ones() {
-        let mut errors = Errors::default();
-        options(quote!(nmae = "x"), &mut errors);
-        let err = errors.finish().unwrap_err().to_string();
-        assert!(err.contains("unknown option `nmae`; expected one of: name, crate"), "{err}");
+        let err = errors_of(quote!(nmae = "x"));
+        assert!(
+            err.contains("unknown option `nmae`; expected one of: name, crate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reports_every_bad_option() {
+        let err = errors_of(quote!(
+            nmae = "x",
+            crate = ::grove,
+            flag,
+            name,
+            size(3),
+            name = 1
+        ));
+        assert!(err.contains("unknown option `nmae`"), "{err}");
+        assert!(err.contains("`crate` takes a string"), "{err}");
+        assert!(err.contains("unknown option `flag`"), "{err}");
+        assert!(err.contains("`name` takes a value"), "{err}");
+        assert!(err.contains("unknown option `size`"), "{err}");
+        assert!(err.contains("`name` takes a string"), "{err}");
+    }
+
+    #[test]
+    fn duplicates_are_reported() {
+        let err = errors_of(quote!(name = "a", name = "b"));
+        assert!(err.contains("`name` is given twice"), "{err}");
     }
 }

@@ -18,7 +18,10 @@ use crate::state::{self, StateFormat};
 use crate::{Context, Module, log, panic};
 
 /// What the export glue needs of a module type.
-pub trait Exportable: Module + Default + Serialize + DeserializeOwned {}
+pub trait Exportable: Module + Default + Serialize + DeserializeOwned {
+    /// The function table for this type, a constant so that `&M::VTABLE` is `'static`.
+    const VTABLE: VTable = vtable::<Self>();
+}
 
 impl<M: Module + Default + Serialize + DeserializeOwned> Exportable for M {}
 
@@ -202,7 +205,13 @@ unsafe extern "C" fn load_state<M: Exportable>(
 }
 
 /// The glue `#[grove::module]` expands to: the header static and the `create_module`
-/// function, exported under names unique to the module type, and the function table.
+/// function, exported under names unique to the module type.
+///
+/// `create_module` is bounded on the type being [`Exportable`], under a `for<'__grove>`
+/// binder: rustc checks such a bound only where the function is used, never on its own, so
+/// a type that is not exportable is not reported a second time here. It is reported once,
+/// for each missing piece, by the checks `#[grove::module]` emits next to this glue, which
+/// fail the build whenever this bound does not hold.
 ///
 /// Not for direct use; its input may change in any release.
 #[doc(hidden)]
@@ -220,8 +229,6 @@ macro_rules! __grove_export {
         pub static __GROVE_MODULE_HEADER: $crate::abi::ModuleHeader =
             $crate::__private::header($name, $type_name);
 
-        static __GROVE_VTABLE: $crate::abi::VTable = $crate::__private::vtable::<$ty>();
-
         /// # Safety
         /// As for [`grove::abi::CreateFn`].
         #[unsafe(export_name = $create_symbol)]
@@ -229,10 +236,20 @@ macro_rules! __grove_export {
             host: *const $crate::abi::HostApi,
             out: *mut $crate::abi::RawInstance,
             error: $crate::abi::ByteSink<'_>,
-        ) -> $crate::abi::Status {
+        ) -> $crate::abi::Status
+        where
+            for<'__grove> $ty: $crate::__private::Exportable,
+        {
             // SAFETY: the loader calls this with the `CreateFn` contract, which is
             // `create`'s.
-            unsafe { $crate::__private::create::<$ty>(host, out, error, &__GROVE_VTABLE) }
+            unsafe {
+                $crate::__private::create::<$ty>(
+                    host,
+                    out,
+                    error,
+                    &<$ty as $crate::__private::Exportable>::VTABLE,
+                )
+            }
         }
     };
 }

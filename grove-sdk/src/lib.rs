@@ -72,8 +72,18 @@ pub mod prelude {
 }
 
 /// Used by the code `#[grove::module]` generates. Not public API.
+///
+/// Each requirement of a module is checked once, at the author's tokens, by the items
+/// here, whose messages say what to do: [`assert_module`](__private::assert_module) for
+/// `Module` and `Default` (at the type's name), [`StateField`](__private::StateField) for
+/// serde (at each field's type). Everything else the attribute emits (the bounds of the
+/// serde impls, the exported `create_module`) states the same requirements as
+/// `for<'__grove>` where-clauses, which rustc only checks where they are used, never on
+/// their own: one mistake, one error.
 #[doc(hidden)]
 pub mod __private {
+    use core::marker::PhantomData;
+
     pub use crate::export::{Exportable, create, header, vtable};
     pub use serde;
 
@@ -93,4 +103,47 @@ pub mod __private {
 
     /// Named in generated code so that a missing `Module` impl reports what to do.
     pub const fn assert_module<T: crate::Module + ModuleDefault>() {}
+
+    /// A field of a module's state, for the check of its type:
+    /// `(&StateField::<Type>::NEW).__grove_check_field()`. Method resolution takes
+    /// [`Saved`]'s method when the type implements serde's traits, else [`Unsaved`]'s
+    /// (through one more `&`), whose single bound reports the field once. A bound on the two
+    /// serde traits would report each one that is missing.
+    #[derive(Debug)]
+    pub struct StateField<T>(PhantomData<T>);
+
+    impl<T> StateField<T> {
+        pub const NEW: Self = Self(PhantomData);
+    }
+
+    /// The check of a field whose type serde saves: nothing to report.
+    pub trait Saved {
+        fn __grove_check_field(&self) {}
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Saved for StateField<T> {}
+
+    /// The check of any other field: the error.
+    pub trait Unsaved {
+        type Type;
+
+        fn __grove_check_field(&self)
+        where
+            Self::Type: Reloadable,
+        {
+        }
+    }
+
+    impl<T> Unsaved for &StateField<T> {
+        type Type = T;
+    }
+
+    /// Implemented by no type: requiring it is how a field serde cannot save is reported.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be kept across a reload: it does not implement serde's `Serialize` and `Deserialize`",
+        label = "the fields of a `#[grove::module]` are saved and restored with serde",
+        note = "derive them on your type with `#[derive(serde::Serialize, serde::Deserialize)]`, or enable the `serde` feature of the crate it comes from",
+        note = "or mark the field `#[serde(skip)]`: it then restarts from the module's `Default` on every reload"
+    )]
+    pub trait Reloadable {}
 }

@@ -1,0 +1,6 @@
+#[grove::module]
+pub struct Counter {
+    count: u64,
+}
+
+fn main() {}

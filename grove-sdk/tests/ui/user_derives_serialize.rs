@@ -1,0 +1,16 @@
+use grove::prelude::*;
+use serde::Serialize;
+
+#[grove::module]
+#[derive(Default, Serialize)]
+pub struct Counter {
+    count: u64,
+}
+
+impl Module for Counter {
+    fn process(&mut self, _ctx: &mut Context) {
+        self.count += 1;
+    }
+}
+
+fn main() {}
