@@ -13,6 +13,7 @@ use grove::{Context, Module};
 use grove_runtime::Engine;
 
 /// Records when each frame started, as the engine reports it.
+#[derive(Debug)]
 struct Recorder(Arc<Mutex<Vec<Duration>>>);
 
 impl Module for Recorder {

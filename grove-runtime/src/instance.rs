@@ -1,11 +1,12 @@
 //! [`Instance`]: one live module value inside one loaded library, behind a safe API.
 //!
-//! The instance owns its library, so the library cannot be closed while the instance's
-//! code or data is in use: dropping an `Instance` destroys the value first, then closes
-//! the library.
+//! The instance holds its library, so the library cannot be closed while the instance's
+//! code or data is in use: dropping an `Instance` destroys the value first, then lets go
+//! of the library (closed when its last instance goes).
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
+use std::sync::Arc;
 
 use grove::abi::{ByteSink, FrameInfo, RawBytes, RawInstance, Status, VTable};
 use grove::state::StateFormat;
@@ -20,7 +21,7 @@ pub(crate) struct Instance {
     vtable: *const VTable,
     schema_fingerprint: u64,
     /// Dropped by hand, after the value is destroyed.
-    library: ManuallyDrop<Library>,
+    library: ManuallyDrop<Arc<Library>>,
 }
 
 // SAFETY: a module type is `Send` (the `Module` trait requires it), the vtable is static
@@ -30,6 +31,11 @@ unsafe impl Send for Instance {}
 impl Instance {
     /// Creates the library's module value. On failure the library is closed.
     pub(crate) fn create(library: Library) -> Result<Self> {
+        Self::create_shared(Arc::new(library))
+    }
+
+    /// Creates one more module value from `library`.
+    pub(crate) fn create_shared(library: Arc<Library>) -> Result<Self> {
         let mut raw = RawInstance {
             this: std::ptr::null_mut(),
             vtable: std::ptr::null(),
@@ -153,14 +159,19 @@ impl Instance {
         status_to_result(status, &message, &self.library, Call::LoadState)
     }
 
-    /// Destroys the value, closes the library, and says whether it left memory. A panic in
-    /// the value's `Drop` is reported, after the library is closed all the same.
+    /// Destroys the value, closes the library if no other instance holds it, and says
+    /// whether it left memory. A panic in the value's `Drop` is reported, after the library
+    /// is closed all the same.
     pub(crate) fn retire(self) -> (Result<()>, Unmapped) {
         let mut this = ManuallyDrop::new(self);
         let destroyed = this.destroy();
         // SAFETY: `this` is never used again, and `Drop` does not run for it.
         let library = unsafe { ManuallyDrop::take(&mut this.library) };
-        (destroyed, library.close())
+        let unmapped = match Arc::try_unwrap(library) {
+            Ok(library) => library.close(),
+            Err(_shared) => Unmapped::Unknown,
+        };
+        (destroyed, unmapped)
     }
 
     fn destroy(&mut self) -> Result<()> {
@@ -183,26 +194,31 @@ impl Drop for Instance {
 }
 
 fn status_to_result(status: Status, message: &[u8], library: &Library, call: Call) -> Result<()> {
-    let message = || String::from_utf8_lossy(message).into_owned();
+    if status == Status::OK {
+        return Ok(());
+    }
+    // Only failures pay for building the error.
+    let text = String::from_utf8_lossy(message).into_owned();
     let module = library.name().to_owned();
     let path = library.source().to_owned();
-    match status {
-        Status::OK => Ok(()),
-        Status::PANICKED => Err(Error::Panicked {
+    Err(match status {
+        Status::PANICKED => Error::Panicked {
             module,
             path,
             call,
-            message: message(),
-        }),
-        Status(code) => Err(Error::Failed {
+            message: text,
+        },
+        Status::FAILED => Error::Failed {
             module,
             path,
             call,
-            message: if code == Status::FAILED.0 {
-                message()
-            } else {
-                format!("unknown status {code}: {}", message())
-            },
-        }),
-    }
+            message: text,
+        },
+        Status(code) => Error::Failed {
+            module,
+            path,
+            call,
+            message: format!("unknown status {code}: {text}"),
+        },
+    })
 }

@@ -23,6 +23,8 @@
 //! - Code from the old library that is still running when it is closed (a thread the
 //!   module spawned and did not join) crashes the host.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod builder;
 mod elf;
 mod engine;

@@ -182,6 +182,14 @@ impl LoadedModule {
         Ok(reloaded)
     }
 
+    /// Saves the running version's state in `format` and loads it into `new`; returns its
+    /// size.
+    fn move_state(&mut self, new: &mut Instance, format: StateFormat) -> Result<usize> {
+        let state = self.instance.save_state(format)?;
+        new.load_state(format, &state)?;
+        Ok(state.len())
+    }
+
     /// Steps 2 and 3 of the transaction: a new version, created, restored and initialised,
     /// ready to take over. `self` is only read (its state saved).
     fn prepare(
@@ -202,28 +210,26 @@ impl LoadedModule {
             });
         }
         let mut new = Instance::create(library)?;
-        let mut format =
+        let format =
             StateFormat::between(self.instance.schema_fingerprint(), new.schema_fingerprint());
-        let mut state = self.instance.save_state(format)?;
-        if let Err(e) = new.load_state(format, &state) {
-            // Same fingerprint, yet the positional form did not load: take the slower,
-            // tolerant path before giving up.
-            if format != StateFormat::Positional
-                || !matches!(
-                    e,
-                    Error::Failed {
-                        call: Call::LoadState,
-                        ..
-                    }
-                )
-            {
-                return Err(e);
+        let moved = self.move_state(&mut new, format);
+        let (format, state_bytes) = match moved {
+            Ok(bytes) => (format, bytes),
+            // Same fingerprint, yet the state would not go across positionally (a field
+            // skipped conditionally, a type that needs a self-describing format): take the
+            // slower, tolerant path before giving up. Panics are not retried.
+            Err(Error::Failed {
+                call: Call::SaveState | Call::LoadState,
+                message,
+                ..
+            }) if format == StateFormat::Positional => {
+                tracing::debug!(module = %self.name(), reason = %message, "positional state failed, retrying by field name");
+                let format = StateFormat::SelfDescribing;
+                (format, self.move_state(&mut new, format)?)
             }
-            format = StateFormat::SelfDescribing;
-            state = self.instance.save_state(format)?;
-            new.load_state(format, &state)?;
-        }
+            Err(e) => return Err(e),
+        };
         new.init(frame)?;
-        Ok((new, format, state.len()))
+        Ok((new, format, state_bytes))
     }
 }

@@ -59,6 +59,7 @@ mod export;
 mod log;
 mod module;
 mod panic;
+mod positional;
 pub mod state;
 
 pub use context::Context;

@@ -1,15 +1,17 @@
 //! Saving and restoring a module's state across a reload.
 //!
 //! Two formats, chosen by the host from the schema fingerprints the two versions report:
-//! - [`StateFormat::Positional`] (postcard) when the fingerprints match: the fastest path,
-//!   for the common case of a logic-only change;
+//! - [`StateFormat::Positional`] (grove's own fixed-width format, `positional.rs`) when the
+//!   fingerprints match: the fastest path, for the common case of a logic-only change;
 //! - [`StateFormat::SelfDescribing`] (MessagePack with field names) otherwise: added fields
 //!   take their default, removed fields are dropped, reordered fields still match, and a
 //!   widened numeric type still reads the old value.
 //!
-//! Measured on a 1 MiB world (structs, `Vec<f32>`, strings), ser+de per MiB: postcard
-//! 0.87 ms, bincode 2 0.54 ms (unmaintained: bincode 3 is a tombstone release), rmp-serde
-//! with names 2.54 ms, serde_json 7.05 ms. See BENCHMARKS.md.
+//! Candidates measured on a 1 MiB world (structs, `Vec<f32>`, strings), ser+de per MiB:
+//! bincode 2 (fixed-width) 0.54 ms, postcard (varints) 0.87 ms, rmp-serde with names
+//! 2.54 ms, serde_json 7.05 ms. bincode's maintained line has ended (3.0.0 is a tombstone),
+//! and postcard's varints cost ~10x on full-width integers, so the positional format is a
+//! small fixed-width one of our own. See BENCHMARKS.md.
 
 use std::fmt;
 
@@ -80,7 +82,7 @@ impl std::error::Error for StateError {}
 /// Encodes `value` in `format`.
 pub fn save<T: Serialize>(value: &T, format: StateFormat) -> Result<Vec<u8>, StateError> {
     match format {
-        StateFormat::Positional => postcard::to_stdvec(value)
+        StateFormat::Positional => crate::positional::to_vec(value)
             .map_err(|e| StateError(format!("cannot encode state ({format}): {e}"))),
         StateFormat::SelfDescribing => rmp_serde::to_vec_named(value)
             .map_err(|e| StateError(format!("cannot encode state ({format}): {e}"))),
@@ -90,17 +92,8 @@ pub fn save<T: Serialize>(value: &T, format: StateFormat) -> Result<Vec<u8>, Sta
 /// Decodes a `T` from `bytes` in `format`.
 pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T, StateError> {
     match format {
-        StateFormat::Positional => {
-            let (value, rest) = postcard::take_from_bytes(bytes)
-                .map_err(|e| StateError(format!("cannot decode state ({format}): {e}")))?;
-            if !rest.is_empty() {
-                return Err(StateError(format!(
-                    "cannot decode state ({format}): {} bytes left over",
-                    rest.len()
-                )));
-            }
-            Ok(value)
-        }
+        StateFormat::Positional => crate::positional::from_slice(bytes)
+            .map_err(|e| StateError(format!("cannot decode state ({format}): {e}"))),
         StateFormat::SelfDescribing => {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
             serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -130,7 +123,7 @@ pub fn fingerprint<T: DeserializeOwned>() -> u64 {
     let Ok(registry) = tracer.registry() else {
         return abi::SCHEMA_UNKNOWN;
     };
-    let Ok(shape) = postcard::to_stdvec(&(root, registry)) else {
+    let Ok(shape) = crate::positional::to_vec(&(root, registry)) else {
         return abi::SCHEMA_UNKNOWN;
     };
     match fnv1a64(&shape) {

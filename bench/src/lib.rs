@@ -1,0 +1,450 @@
+//! Measurements shared by the `grove-bench` table and the criterion benches. Every figure
+//! comes with a floor measured in the same run, so ratios survive a noisy machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grove::abi::FrameInfo;
+use grove::state::{self, StateFormat};
+use grove::{Context, Module};
+use grove_runtime::{Engine, LoadedModule, Staging};
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+use serde::{Deserialize, Serialize};
+
+pub mod table;
+
+/// The fixture libraries, built once with `--release`.
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    /// The default build.
+    pub v1: PathBuf,
+    /// Same schema, different code.
+    pub v2: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Builds the benchmark module (release) in both variants.
+pub fn build_fixtures() -> Fixtures {
+    let target = workspace_root().join("target").join("grove-bench");
+    let out = target.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = |feature: Option<&str>, name: &str| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(workspace_root())
+            .args(["build", "--quiet", "--release", "-p", "grove-bench-module", "--target-dir"])
+            .arg(&target);
+        if let Some(feature) = feature {
+            cmd.args(["--features", feature]);
+        }
+        assert!(cmd.status().expect("cargo runs").success(), "fixture build failed");
+        let copy = out.join(format!("libbench-{name}.so"));
+        std::fs::copy(target.join("release/libbench_module.so"), &copy).unwrap();
+        copy
+    };
+    Fixtures {
+        v1: build(None, "v1"),
+        v2: build(Some("v2"), "v2"),
+    }
+}
+
+/// Median of `samples` (sorted in place).
+pub fn median(samples: &mut [Duration]) -> Duration {
+    percentile(samples, 0.5)
+}
+
+/// The `q` quantile of `samples` (sorted in place).
+pub fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The floor of a reload: what loading new code costs with nothing else: copy the library
+/// to a fresh path, `dlopen` it, look up its create symbol, and (to stay in a steady state,
+/// as a reload also does for the old version) `dlclose` and delete the copy.
+pub fn floor_load(library: &Path, dir: &Path, n: usize) -> Duration {
+    let symbol = create_symbol(library);
+    let copy = dir.join(format!("floor-{n}.so"));
+    let started = Instant::now();
+    std::fs::copy(library, &copy).unwrap();
+    // SAFETY: the benchmark fixture is a grove module library, whose loading runs no code
+    // of its own.
+    let lib = unsafe { Library::open(Some(&copy), RTLD_NOW | RTLD_LOCAL) }.unwrap();
+    // SAFETY: the symbol exists (found in the file) and is only looked up, not called.
+    let create = unsafe { lib.get::<*const u8>(symbol.as_bytes()) }.unwrap();
+    std::hint::black_box(*create);
+    lib.close().unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    started.elapsed()
+}
+
+fn create_symbol(library: &Path) -> String {
+    let bytes = std::fs::read(library).unwrap();
+    let needle = b"grove_create_module__";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("a create symbol in the fixture");
+    let end = bytes[at..].iter().position(|&b| b == 0).unwrap();
+    String::from_utf8(bytes[at..at + end].to_vec()).unwrap()
+}
+
+/// A frame numbered `n`.
+pub fn frame(n: u64) -> FrameInfo {
+    FrameInfo {
+        frame: n,
+        delta_ns: 16_666_667,
+        elapsed_ns: n * 16_666_667,
+    }
+}
+
+/// A module loaded with `state_bytes` of state, ready to be reloaded.
+pub fn loaded_with_state(library: &Path, state_bytes: usize, staging: &Arc<Staging>) -> LoadedModule {
+    // SAFETY: the benchmark is single-threaded here; nothing else reads the environment.
+    unsafe { std::env::set_var("GROVE_BENCH_STATE_BYTES", state_bytes.to_string()) };
+    let module = LoadedModule::load_in(library, staging, &frame(0)).unwrap();
+    // Only this load's `init` reads it; later modules start empty.
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("GROVE_BENCH_STATE_BYTES") };
+    module
+}
+
+/// Reload call vs floor, for one state size.
+#[derive(Debug, Clone)]
+pub struct ReloadFigures {
+    /// State carried over.
+    pub state_bytes: usize,
+    /// Median of the whole `reload` call (stage, swap, retire the old library).
+    pub reload: Duration,
+    /// Median of save -> load new -> restore -> swap, as `Reloaded::took` reports.
+    pub swap: Duration,
+    /// Median of the floor, interleaved with the reloads.
+    pub floor: Duration,
+    /// Samples of each.
+    pub samples: usize,
+}
+
+/// Times `samples` reloads of `library` carrying `state_bytes`, interleaved with floor runs.
+pub fn reload_call(library: &Path, state_bytes: usize, samples: usize) -> ReloadFigures {
+    let staging = Arc::new(Staging::new().unwrap());
+    let dir = staging.path().to_owned();
+    let mut module = loaded_with_state(library, state_bytes, &staging);
+    let (mut reloads, mut swaps, mut floors) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..samples + 3 {
+        let started = Instant::now();
+        let reloaded = module.reload(library, &frame(i as u64)).unwrap();
+        let reload = started.elapsed();
+        let floor = floor_load(library, &dir, i);
+        if i >= 3 {
+            reloads.push(reload);
+            swaps.push(reloaded.took);
+            floors.push(floor);
+        }
+        assert!(reloaded.state_bytes >= state_bytes, "the state was carried over");
+    }
+    ReloadFigures {
+        state_bytes,
+        reload: median(&mut reloads),
+        swap: median(&mut swaps),
+        floor: median(&mut floors),
+        samples,
+    }
+}
+
+/// New file on disk -> new code running, through the watcher.
+#[derive(Debug, Clone)]
+pub struct LatencyFigures {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest.
+    pub max: Duration,
+    /// Reloads measured.
+    pub samples: usize,
+    /// Median floor (copy + dlopen + dlsym) of the same library, same run.
+    pub floor: Duration,
+}
+
+/// Renames alternating versions into place `samples` times while an unpaced engine steps,
+/// timing from the rename to the end of the frame that ran the new code.
+pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
+    let staging = Arc::new(Staging::new().unwrap());
+    let dir = staging.path().join("watched");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("libbench.so");
+    std::fs::copy(&fixtures.v1, &path).unwrap();
+    let mut engine = Engine::builder().fps(0.0).build().unwrap();
+    let name = engine.load_module(&path).unwrap();
+    let mut latencies = Vec::new();
+    let mut floors = Vec::new();
+    for i in 0..samples + 2 {
+        let source = if i % 2 == 0 { &fixtures.v2 } else { &fixtures.v1 };
+        let tmp = dir.join("libbench.so.tmp");
+        std::fs::copy(source, &tmp).unwrap();
+        engine.run_frames(20);
+        let generation = engine.generation(&name).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let renamed = Instant::now();
+        let deadline = renamed + Duration::from_secs(10);
+        while engine.generation(&name).unwrap() == generation {
+            assert!(Instant::now() < deadline, "the watcher never reported the new library");
+            engine.step();
+        }
+        let latency = renamed.elapsed();
+        if i >= 2 {
+            latencies.push(latency);
+            floors.push(floor_load(source, staging.path(), i));
+        }
+    }
+    engine.shutdown().unwrap();
+    LatencyFigures {
+        p50: percentile(&mut latencies, 0.5),
+        p99: percentile(&mut latencies, 0.99),
+        max: percentile(&mut latencies, 1.0),
+        samples,
+        floor: median(&mut floors),
+    }
+}
+
+/// Per module-frame cost, through the C ABI vs a direct call.
+#[derive(Debug, Clone)]
+pub struct OverheadFigures {
+    /// Modules per frame.
+    pub modules: usize,
+    /// Nanoseconds per module-frame through vtable + panic guard.
+    pub abi_ns: f64,
+    /// Nanoseconds per module-frame through the engine (static modules: scheduling,
+    /// timing and panic guard, no C ABI).
+    pub engine_ns: f64,
+    /// Nanoseconds per module-frame calling `Module::process` directly.
+    pub direct_ns: f64,
+}
+
+/// Measures `frames` frames of `modules` modules each way.
+pub fn overhead(library: &Path, modules: usize, frames: u64) -> OverheadFigures {
+    let mut instances = grove_runtime::bench_support::Instances::load(library, modules).unwrap();
+    let mut direct: Vec<bench_module::Bench> = (0..modules).map(|_| Default::default()).collect();
+    let mut engine = Engine::builder().fps(0.0).watch_files(false).build().unwrap();
+    for i in 0..modules {
+        engine
+            .add_static(format!("m{i}"), bench_module::Bench::default())
+            .unwrap();
+    }
+    let per = |took: Duration| took.as_nanos() as f64 / (modules as f64 * frames as f64);
+    let mut best = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let started = Instant::now();
+        for n in 0..frames {
+            instances.process_all(&frame(n)).unwrap();
+        }
+        best.0 = best.0.min(per(started.elapsed()));
+
+        let started = Instant::now();
+        engine.run_frames(frames);
+        best.1 = best.1.min(per(started.elapsed()));
+
+        let started = Instant::now();
+        for n in 0..frames {
+            let mut ctx = Context::from_frame(frame(n));
+            for module in &mut direct {
+                module.process(&mut ctx);
+            }
+        }
+        std::hint::black_box(&direct);
+        best.2 = best.2.min(per(started.elapsed()));
+    }
+    engine.shutdown().unwrap();
+    OverheadFigures {
+        modules,
+        abi_ns: best.0,
+        engine_ns: best.1,
+        direct_ns: best.2,
+    }
+}
+
+/// Frame pacing over a run.
+#[derive(Debug, Clone)]
+pub struct PacingFigures {
+    /// Target rate.
+    pub fps: f64,
+    /// Frames run.
+    pub frames: usize,
+    /// Achieved mean rate.
+    pub achieved: f64,
+    /// |interval - period| percentiles.
+    pub error_p50: Duration,
+    /// 99th percentile.
+    pub error_p99: Duration,
+    /// Largest.
+    pub error_max: Duration,
+}
+
+#[derive(Debug)]
+struct Recorder(Arc<Mutex<Vec<Duration>>>);
+
+impl Module for Recorder {
+    fn process(&mut self, ctx: &mut Context) {
+        self.0.lock().unwrap().push(ctx.elapsed());
+    }
+}
+
+/// Runs an engine at `fps` for `seconds`, recording each frame's start.
+pub fn pacing(fps: f64, seconds: f64) -> PacingFigures {
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let mut engine = Engine::builder().fps(fps).build().unwrap();
+    engine
+        .add_static("recorder", Recorder(Arc::clone(&starts)))
+        .unwrap();
+    engine.run_frames((seconds * fps).round() as u64);
+    engine.shutdown().unwrap();
+    let starts = starts.lock().unwrap();
+    let period = Duration::from_secs_f64(1.0 / fps);
+    let span = (*starts.last().unwrap() - starts[0]).as_secs_f64();
+    let mut errors: Vec<Duration> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs_diff(period))
+        .collect();
+    PacingFigures {
+        fps,
+        frames: starts.len(),
+        achieved: (starts.len() - 1) as f64 / span,
+        error_p50: percentile(&mut errors, 0.5),
+        error_p99: percentile(&mut errors, 0.99),
+        error_max: percentile(&mut errors, 1.0),
+    }
+}
+
+/// A game-like state for the format benchmark.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct World {
+    frame: u64,
+    name: String,
+    particles: Vec<Particle>,
+    heights: Vec<f32>,
+    tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+struct Particle {
+    pos: [f32; 3],
+    vel: [f32; 3],
+    id: u64,
+    alive: bool,
+}
+
+impl World {
+    /// About `bytes` of in-memory data.
+    pub fn sized(bytes: usize) -> Self {
+        let n = bytes / 64;
+        World {
+            frame: 42,
+            name: "world".into(),
+            particles: (0..n)
+                .map(|i| Particle {
+                    pos: [i as f32; 3],
+                    vel: [1.5; 3],
+                    id: i as u64 * 7919,
+                    alive: i % 3 != 0,
+                })
+                .collect(),
+            heights: (0..n * 6).map(|i| i as f32 * 0.25).collect(),
+            tags: (0..n / 8).map(|i| format!("tag-{i}")).collect(),
+        }
+    }
+}
+
+/// Save + load per MiB of in-memory state, for each format, against a deep copy.
+#[derive(Debug, Clone)]
+pub struct FormatFigures {
+    /// Encoded size of a 1 MiB world, positional.
+    pub positional_bytes: usize,
+    /// Encoded size, self-describing.
+    pub self_describing_bytes: usize,
+    /// Save + load, positional.
+    pub positional: Duration,
+    /// Save + load, self-describing.
+    pub self_describing: Duration,
+    /// A deep copy (`clone`) of the same state: the floor of moving it anywhere.
+    pub clone: Duration,
+}
+
+/// Times both formats on a 1 MiB world (best of `rounds`).
+pub fn formats(rounds: usize) -> FormatFigures {
+    let world = World::sized(1 << 20);
+    let time = |format: StateFormat| {
+        (0..rounds)
+            .map(|_| {
+                let started = Instant::now();
+                let bytes = state::save(&world, format).unwrap();
+                let back: World = state::load(&bytes, format).unwrap();
+                std::hint::black_box(back);
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let clone = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(world.clone());
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    FormatFigures {
+        positional_bytes: state::save(&world, StateFormat::Positional).unwrap().len(),
+        self_describing_bytes: state::save(&world, StateFormat::SelfDescribing)
+            .unwrap()
+            .len(),
+        positional: time(StateFormat::Positional),
+        self_describing: time(StateFormat::SelfDescribing),
+        clone,
+    }
+}
+
+/// Process resources, for the leak check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    /// Resident set size, bytes.
+    pub rss: u64,
+    /// Open file descriptors.
+    pub fds: usize,
+    /// Distinct files in the staging directory that are mapped.
+    pub mapped: usize,
+    /// Files in the staging directory.
+    pub staged: usize,
+}
+
+/// Reads this process's resources relative to `staging`.
+pub fn resources(staging: &Path) -> Resources {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let resident: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Resources {
+        rss: resident * 4096,
+        fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
+        mapped: grove_runtime::mapped_files_in(staging),
+        staged: std::fs::read_dir(staging).unwrap().count(),
+    }
+}
+
+/// Resources before and after `reloads` reloads (after a warm-up).
+pub fn soak(library: &Path, reloads: usize) -> (Resources, Resources) {
+    let staging = Arc::new(Staging::new().unwrap());
+    let mut module = loaded_with_state(library, 1024, &staging);
+    for i in 0..20 {
+        module.reload(library, &frame(i)).unwrap();
+    }
+    let before = resources(staging.path());
+    for i in 0..reloads {
+        module.reload(library, &frame(i as u64)).unwrap();
+        module.process(&frame(i as u64)).unwrap();
+    }
+    let after = resources(staging.path());
+    (before, after)
+}

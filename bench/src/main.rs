@@ -1,0 +1,179 @@
+//! Prints grove's benchmark table (markdown), every figure next to its floor from the same
+//! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
+//! takes 10 s). `--quick` shortens every measurement, for a smoke run.
+
+use std::time::Duration;
+
+use grove_bench::table::{Table, ms};
+use grove_bench::*;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = |n: usize| if quick { (n / 10).max(3) } else { n };
+    eprintln!("building the benchmark module (release)...");
+    let fixtures = build_fixtures();
+    let mut table = Table::default();
+
+    for (label, bytes, samples) in [
+        ("0 B", 0, 50),
+        ("1 KiB", 1 << 10, 50),
+        ("1 MiB", 1 << 20, 30),
+        ("16 MiB", 16 << 20, 10),
+    ] {
+        eprintln!("reload call, state {label}...");
+        let r = reload_call(&fixtures.v1, bytes, scale(samples));
+        let ratio = r.reload.as_secs_f64() / r.floor.as_secs_f64();
+        let (target, met) = match bytes {
+            0 => ("<= 1.3x floor".to_owned(), Some(ratio <= 1.3)),
+            b if b == 1 << 20 => (
+                "<= floor + 1.5 ms".to_owned(),
+                Some(r.reload <= r.floor + Duration::from_micros(1500)),
+            ),
+            _ => (String::new(), None),
+        };
+        table.row(
+            format!("reload call, state {label} (swap part {})", ms(r.swap)),
+            ms(r.reload),
+            ms(r.floor),
+            format!("{ratio:.2}x (+{})", ms(r.reload.saturating_sub(r.floor))),
+            target,
+            met,
+        );
+    }
+
+    eprintln!("new file -> new code running...");
+    let l = watcher_latency(&fixtures, scale(60));
+    table.row(
+        format!("new file -> new code running, p50 ({} reloads)", l.samples),
+        ms(l.p50),
+        ms(l.floor),
+        format!("{:.2}x", l.p50.as_secs_f64() / l.floor.as_secs_f64()),
+        "<= 2 ms",
+        Some(l.p50 <= Duration::from_millis(2)),
+    );
+    table.row(
+        "new file -> new code running, p99",
+        ms(l.p99),
+        ms(l.floor),
+        format!("{:.2}x", l.p99.as_secs_f64() / l.floor.as_secs_f64()),
+        "<= 5 ms",
+        Some(l.p99 <= Duration::from_millis(5)),
+    );
+    table.row(
+        "new file -> new code running, max",
+        ms(l.max),
+        "",
+        "",
+        "",
+        None,
+    );
+
+    for modules in [1, 100, 10_000] {
+        eprintln!("per-module overhead, {modules} modules...");
+        let frames = (scale(2_000_000) / modules).max(20) as u64;
+        let o = overhead(&fixtures.v1, modules, frames);
+        table.row(
+            format!("module-frame through the C ABI, {modules} modules"),
+            format!("{:.1} ns", o.abi_ns),
+            format!("{:.1} ns direct", o.direct_ns),
+            format!("+{:.1} ns", o.abi_ns - o.direct_ns),
+            "<= 20 ns overhead",
+            Some(o.abi_ns - o.direct_ns <= 20.0),
+        );
+        table.row(
+            format!("module-frame through the engine (static), {modules} modules"),
+            format!("{:.1} ns", o.engine_ns),
+            format!("{:.1} ns direct", o.direct_ns),
+            format!("+{:.1} ns", o.engine_ns - o.direct_ns),
+            "",
+            None,
+        );
+    }
+
+    eprintln!("frame pacing...");
+    let seconds = if quick { 2.0 } else { 10.0 };
+    let p = pacing(60.0, seconds);
+    let fps_error = (p.achieved - p.fps).abs() / p.fps * 100.0;
+    table.row(
+        format!(
+            "frame pacing, 60 FPS over {seconds} s: mean FPS ({} frames)",
+            p.frames
+        ),
+        format!("{:.4}", p.achieved),
+        "60",
+        format!("{fps_error:.4}% off"),
+        "<= 0.05% off",
+        Some(fps_error <= 0.05),
+    );
+    table.row(
+        "frame interval error p50 / p99 / max",
+        format!(
+            "{} / {} / {}",
+            ms(p.error_p50),
+            ms(p.error_p99),
+            ms(p.error_max)
+        ),
+        "",
+        "",
+        "p99 < 1 ms",
+        Some(p.error_p99 < Duration::from_millis(1)),
+    );
+
+    eprintln!("state formats...");
+    let f = formats(scale(20));
+    table.row(
+        format!(
+            "state save+load per MiB, positional (fixed-width, {} B)",
+            f.positional_bytes
+        ),
+        ms(f.positional),
+        format!("{} clone", ms(f.clone)),
+        format!("{:.1}x", f.positional.as_secs_f64() / f.clone.as_secs_f64()),
+        "",
+        None,
+    );
+    table.row(
+        format!(
+            "state save+load per MiB, self-describing (MessagePack, {} B)",
+            f.self_describing_bytes
+        ),
+        ms(f.self_describing),
+        format!("{} clone", ms(f.clone)),
+        format!(
+            "{:.1}x",
+            f.self_describing.as_secs_f64() / f.clone.as_secs_f64()
+        ),
+        "",
+        None,
+    );
+
+    eprintln!("1,000 reloads soak...");
+    let reloads = scale(1000);
+    let (before, after) = soak(&fixtures.v1, reloads);
+    let growth = (after.rss as f64 - before.rss as f64) / reloads as f64;
+    table.row(
+        format!("RSS growth per reload ({reloads} reloads)"),
+        format!("{growth:.0} B"),
+        format!("{} KiB before", before.rss / 1024),
+        format!("{} KiB after", after.rss / 1024),
+        "< 4 KiB",
+        Some(growth < 4096.0),
+    );
+    table.row(
+        "open fds / mapped libraries / staged files, before -> after",
+        format!(
+            "{} -> {} / {} -> {} / {} -> {}",
+            before.fds, after.fds, before.mapped, after.mapped, before.staged, after.staged
+        ),
+        "",
+        "",
+        "back to baseline",
+        Some(
+            before.fds == after.fds
+                && before.mapped == after.mapped
+                && before.staged == after.staged,
+        ),
+    );
+
+    println!("{}", table.render());
+}

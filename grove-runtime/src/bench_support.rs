@@ -1,0 +1,34 @@
+//! Not public API: what the benchmarks need to measure the runtime's parts in isolation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use grove::abi::FrameInfo;
+
+use crate::error::Result;
+use crate::instance::Instance;
+use crate::library::Library;
+use crate::staging::Staging;
+
+/// `n` instances of one module library, called through the C ABI exactly as the engine
+/// calls a loaded module (vtable call and panic guard), without the engine around them.
+#[derive(Debug)]
+pub struct Instances {
+    instances: Vec<Instance>,
+}
+
+impl Instances {
+    /// Loads the library at `path` once and creates `n` instances of its module.
+    pub fn load(path: &Path, n: usize) -> Result<Self> {
+        let library = Arc::new(Library::load(path, &Staging::shared()?)?);
+        let instances = (0..n)
+            .map(|_| Instance::create_shared(Arc::clone(&library)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { instances })
+    }
+
+    /// Runs `process` on every instance.
+    pub fn process_all(&mut self, frame: &FrameInfo) -> Result<()> {
+        self.instances.iter_mut().try_for_each(|i| i.process(frame))
+    }
+}

@@ -1,0 +1,660 @@
+//! The positional state format: serde's data model written in declaration order, numbers
+//! fixed-width little-endian, no names, no tags beyond what serde needs.
+//!
+//! It is only used between two versions whose schema fingerprints match, so it carries no
+//! type information at all: that is what makes it fast (a `Vec<u64>` is a length and a
+//! copy-speed run of 8-byte words). Anything it cannot represent faithfully (a field skipped
+//! by `skip_serializing_if`, a type that needs `deserialize_any`) is an error, and the
+//! reload falls back to the self-describing format instead of misreading the state.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::ser::{self, Serialize};
+
+/// Why a state could not be written or read positionally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionalError(String);
+
+impl fmt::Display for PositionalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PositionalError {}
+
+impl ser::Error for PositionalError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        PositionalError(msg.to_string())
+    }
+}
+
+impl de::Error for PositionalError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        PositionalError(msg.to_string())
+    }
+}
+
+type Result<T, E = PositionalError> = std::result::Result<T, E>;
+
+/// Encodes `value`.
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    value.serialize(&mut Writer { out: &mut out })?;
+    Ok(out)
+}
+
+/// Decodes a `T` that must use all of `bytes`.
+pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
+    let mut reader = Reader { input: bytes };
+    let value = T::deserialize(&mut reader)?;
+    if !reader.input.is_empty() {
+        return Err(PositionalError(format!(
+            "{} bytes left over after the state",
+            reader.input.len()
+        )));
+    }
+    Ok(value)
+}
+
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Writer<'_> {
+    fn len(&mut self, len: usize) {
+        self.out.extend_from_slice(&(len as u64).to_le_bytes());
+    }
+}
+
+/// A sequence or map being written; `len_at` is where its length goes when it was not
+/// known up front.
+struct Compound<'a, 'b> {
+    writer: &'b mut Writer<'a>,
+    len_at: Option<usize>,
+    count: usize,
+}
+
+impl Compound<'_, '_> {
+    fn finish(self) -> Result<()> {
+        if let Some(at) = self.len_at {
+            self.writer.out[at..at + 8].copy_from_slice(&(self.count as u64).to_le_bytes());
+        }
+        Ok(())
+    }
+}
+
+macro_rules! write_le {
+    ($($method:ident: $ty:ty),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<()> {
+            self.out.extend_from_slice(&v.to_le_bytes());
+            Ok(())
+        }
+    )*};
+}
+
+impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
+    type Ok = ();
+    type Error = PositionalError;
+    type SerializeSeq = Compound<'a, 'b>;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Compound<'a, 'b>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    write_le!(
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
+        serialize_u128: u128, serialize_f32: f32, serialize_f64: f64,
+    );
+
+    fn serialize_u8(self, v: u8) -> Result<()> {
+        self.out.push(v);
+        Ok(())
+    }
+
+    fn serialize_bool(self, v: bool) -> Result<()> {
+        self.out.push(u8::from(v));
+        Ok(())
+    }
+
+    fn serialize_char(self, v: char) -> Result<()> {
+        self.serialize_u32(u32::from(v))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<()> {
+        self.serialize_bytes(v.as_bytes())
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        self.len(v.len());
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+
+    fn serialize_none(self) -> Result<()> {
+        self.out.push(0);
+        Ok(())
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
+        self.out.push(1);
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<()> {
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
+        Ok(())
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, index: u32, _: &'static str) -> Result<()> {
+        self.serialize_u32(index)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<()> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        self.serialize_u32(index)?;
+        value.serialize(self)
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b>> {
+        let len_at = match len {
+            Some(len) => {
+                self.len(len);
+                None
+            }
+            None => {
+                let at = self.out.len();
+                self.len(0);
+                Some(at)
+            }
+        };
+        Ok(Compound {
+            writer: self,
+            len_at,
+            count: 0,
+        })
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_struct(self, _: &'static str, _len: usize) -> Result<Self> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self> {
+        self.serialize_u32(index)?;
+        Ok(self)
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b>> {
+        self.serialize_seq(len)
+    }
+
+    fn serialize_struct(self, _: &'static str, _len: usize) -> Result<Self> {
+        Ok(self)
+    }
+
+    fn serialize_struct_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self> {
+        self.serialize_u32(index)?;
+        Ok(self)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = PositionalError;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.count += 1;
+        value.serialize(&mut *self.writer)
+    }
+
+    fn end(self) -> Result<()> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = PositionalError;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
+        self.count += 1;
+        key.serialize(&mut *self.writer)
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        value.serialize(&mut *self.writer)
+    }
+
+    fn end(self) -> Result<()> {
+        self.finish()
+    }
+}
+
+macro_rules! fields_in_order {
+    ($($trait:ident: $method:ident),* $(,)?) => {$(
+        impl ser::$trait for &mut Writer<'_> {
+            type Ok = ();
+            type Error = PositionalError;
+
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                value.serialize(&mut **self)
+            }
+
+            fn end(self) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+fields_in_order!(
+    SerializeTuple: serialize_element,
+    SerializeTupleStruct: serialize_field,
+    SerializeTupleVariant: serialize_field,
+);
+
+macro_rules! named_fields_in_order {
+    ($($trait:ident),* $(,)?) => {$(
+        impl ser::$trait for &mut Writer<'_> {
+            type Ok = ();
+            type Error = PositionalError;
+
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Result<()> {
+                value.serialize(&mut **self)
+            }
+
+            fn skip_field(&mut self, key: &'static str) -> Result<()> {
+                Err(PositionalError(format!(
+                    "field `{key}` is skipped conditionally, which a positional state cannot express"
+                )))
+            }
+
+            fn end(self) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+named_fields_in_order!(SerializeStruct, SerializeStructVariant);
+
+struct Reader<'de> {
+    input: &'de [u8],
+}
+
+impl<'de> Reader<'de> {
+    fn take(&mut self, n: usize) -> Result<&'de [u8]> {
+        if self.input.len() < n {
+            return Err(PositionalError(format!(
+                "state ends early: {n} bytes wanted, {} left",
+                self.input.len()
+            )));
+        }
+        let (head, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        let len = u64::from_le_bytes(self.array()?);
+        usize::try_from(len).map_err(|_| PositionalError(format!("length {len} is too large")))
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn bytes(&mut self) -> Result<&'de [u8]> {
+        let len = self.len()?;
+        self.take(len)
+    }
+}
+
+macro_rules! read_le {
+    ($($method:ident: $ty:ident => $visit:ident),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            visitor.$visit($ty::from_le_bytes(self.array()?))
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+    type Error = PositionalError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
+        Err(PositionalError(
+            "a type that needs a self-describing format (deserialize_any) cannot be read positionally".into(),
+        ))
+    }
+
+    read_le!(
+        deserialize_i8: i8 => visit_i8, deserialize_i16: i16 => visit_i16,
+        deserialize_i32: i32 => visit_i32, deserialize_i64: i64 => visit_i64,
+        deserialize_i128: i128 => visit_i128, deserialize_u8: u8 => visit_u8,
+        deserialize_u16: u16 => visit_u16, deserialize_u32: u32 => visit_u32,
+        deserialize_u64: u64 => visit_u64, deserialize_u128: u128 => visit_u128,
+        deserialize_f32: f32 => visit_f32, deserialize_f64: f64 => visit_f64,
+    );
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        match self.take(1)?[0] {
+            0 => visitor.visit_bool(false),
+            1 => visitor.visit_bool(true),
+            b => Err(PositionalError(format!("{b} is not a bool"))),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let code = self.u32()?;
+        let c = char::from_u32(code).ok_or_else(|| PositionalError(format!("{code:#x} is not a char")))?;
+        visitor.visit_char(c)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let bytes = self.bytes()?;
+        let s = std::str::from_utf8(bytes).map_err(|e| PositionalError(format!("string is not UTF-8: {e}")))?;
+        visitor.visit_borrowed_str(s)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_borrowed_bytes(self.bytes()?)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        match self.take(1)?[0] {
+            0 => visitor.visit_none(),
+            1 => visitor.visit_some(self),
+            b => Err(PositionalError(format!("{b} is not an option tag"))),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.len()?;
+        visitor.visit_seq(Elements { reader: self, left: len })
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        visitor.visit_seq(Elements { reader: self, left: len })
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.len()?;
+        visitor.visit_map(Elements { reader: self, left: len })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_tuple(fields.len(), visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_u32(self.u32()?)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_any(visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// The elements of a sequence, tuple, struct or map, `left` still to read.
+struct Elements<'a, 'de> {
+    reader: &'a mut Reader<'de>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+    type Error = PositionalError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.reader).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Never trust a length read from the input for a preallocation beyond what the
+        // input could hold.
+        Some(self.left.min(self.reader.input.len()))
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+    type Error = PositionalError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.reader).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        seed.deserialize(&mut *self.reader)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left.min(self.reader.input.len()))
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for &mut Reader<'de> {
+    type Error = PositionalError;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self)> {
+        let index = self.u32()?;
+        let value = seed.deserialize(index.into_deserializer())?;
+        Ok((value, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
+    type Error = PositionalError;
+
+    fn unit_variant(self) -> Result<()> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        de::Deserializer::deserialize_tuple(self, len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value> {
+        de::Deserializer::deserialize_tuple(self, fields.len(), visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    enum Shape {
+        Dot,
+        Circle(f32),
+        Rect { w: u16, h: u16 },
+        Pair(i8, i64),
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Everything {
+        b: bool,
+        small: (u8, i16, u32, i128, u128),
+        floats: [f64; 2],
+        c: char,
+        name: String,
+        bytes: Vec<u8>,
+        maybe: Option<Box<Everything>>,
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, Vec<u64>>,
+        unit: (),
+        newtype: Meters,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Meters(f32);
+
+    fn sample() -> Everything {
+        Everything {
+            b: true,
+            small: (7, -3, 1 << 31, -(1 << 100), u128::MAX),
+            floats: [1.5, -0.0],
+            c: 'é',
+            name: "grove".into(),
+            bytes: vec![0, 255, 7],
+            maybe: Some(Box::new(Everything {
+                maybe: None,
+                shapes: vec![],
+                ..sample_leaf()
+            })),
+            shapes: vec![Shape::Dot, Shape::Circle(2.0), Shape::Rect { w: 3, h: 4 }, Shape::Pair(-1, 9)],
+            map: BTreeMap::from([("a".into(), vec![1, u64::MAX]), ("b".into(), vec![])]),
+            unit: (),
+            newtype: Meters(3.5),
+        }
+    }
+
+    fn sample_leaf() -> Everything {
+        Everything {
+            b: false,
+            small: (0, 0, 0, 0, 0),
+            floats: [0.0; 2],
+            c: 'x',
+            name: String::new(),
+            bytes: vec![],
+            maybe: None,
+            shapes: vec![],
+            map: BTreeMap::new(),
+            unit: (),
+            newtype: Meters(0.0),
+        }
+    }
+
+    #[test]
+    fn round_trips_the_data_model() {
+        let value = sample();
+        let bytes = to_vec(&value).unwrap();
+        assert_eq!(from_slice::<Everything>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn numbers_are_fixed_width() {
+        assert_eq!(to_vec(&vec![1u64, 2]).unwrap().len(), 8 + 2 * 8);
+    }
+
+    #[test]
+    fn unknown_length_sequences_are_patched() {
+        struct Unsized(Vec<u32>);
+        impl Serialize for Unsized {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().filter(|_| true))
+            }
+        }
+        let bytes = to_vec(&Unsized(vec![4, 5, 6])).unwrap();
+        assert_eq!(from_slice::<Vec<u32>>(&bytes).unwrap(), [4, 5, 6]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let bytes = to_vec(&sample()).unwrap();
+        for cut in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
+            assert!(from_slice::<Everything>(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let huge_len = u64::MAX.to_le_bytes();
+        assert!(from_slice::<Vec<u8>>(&huge_len).is_err());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(from_slice::<Everything>(&trailing).is_err());
+    }
+
+    #[test]
+    fn conditional_skips_are_refused() {
+        #[derive(Serialize)]
+        struct Skips {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            x: Option<u8>,
+        }
+        let err = to_vec(&Skips { x: None }).unwrap_err();
+        assert!(err.to_string().contains("`x`"), "{err}");
+    }
+}
