@@ -14,7 +14,9 @@ use grove_runtime::bench_support::Instances;
 fn reload(c: &mut Criterion) {
     let fixtures = build_fixtures();
     let mut group = c.benchmark_group("reload");
-    group.sample_size(30).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(5));
     let staging = Arc::new(Staging::new().unwrap());
     let mut n = 0;
     group.bench_function("floor: copy + dlopen + dlsym", |b| {

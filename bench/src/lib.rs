@@ -25,7 +25,10 @@ pub struct Fixtures {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// Builds the benchmark module (release) in both variants.
@@ -37,12 +40,22 @@ pub fn build_fixtures() -> Fixtures {
     let build = |feature: Option<&str>, name: &str| {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(workspace_root())
-            .args(["build", "--quiet", "--release", "-p", "grove-bench-module", "--target-dir"])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "grove-bench-module",
+                "--target-dir",
+            ])
             .arg(&target);
         if let Some(feature) = feature {
             cmd.args(["--features", feature]);
         }
-        assert!(cmd.status().expect("cargo runs").success(), "fixture build failed");
+        assert!(
+            cmd.status().expect("cargo runs").success(),
+            "fixture build failed"
+        );
         let copy = out.join(format!("libbench-{name}.so"));
         std::fs::copy(target.join("release/libbench_module.so"), &copy).unwrap();
         copy
@@ -104,7 +117,11 @@ pub fn frame(n: u64) -> FrameInfo {
 }
 
 /// A module loaded with `state_bytes` of state, ready to be reloaded.
-pub fn loaded_with_state(library: &Path, state_bytes: usize, staging: &Arc<Staging>) -> LoadedModule {
+pub fn loaded_with_state(
+    library: &Path,
+    state_bytes: usize,
+    staging: &Arc<Staging>,
+) -> LoadedModule {
     // SAFETY: the benchmark is single-threaded here; nothing else reads the environment.
     unsafe { std::env::set_var("GROVE_BENCH_STATE_BYTES", state_bytes.to_string()) };
     let module = LoadedModule::load_in(library, staging, &frame(0)).unwrap();
@@ -145,7 +162,10 @@ pub fn reload_call(library: &Path, state_bytes: usize, samples: usize) -> Reload
             swaps.push(reloaded.took);
             floors.push(floor);
         }
-        assert!(reloaded.state_bytes >= state_bytes, "the state was carried over");
+        assert!(
+            reloaded.state_bytes >= state_bytes,
+            "the state was carried over"
+        );
     }
     ReloadFigures {
         state_bytes,
@@ -184,7 +204,11 @@ pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
     let mut latencies = Vec::new();
     let mut floors = Vec::new();
     for i in 0..samples + 2 {
-        let source = if i % 2 == 0 { &fixtures.v2 } else { &fixtures.v1 };
+        let source = if i % 2 == 0 {
+            &fixtures.v2
+        } else {
+            &fixtures.v1
+        };
         let tmp = dir.join("libbench.so.tmp");
         std::fs::copy(source, &tmp).unwrap();
         engine.run_frames(20);
@@ -193,7 +217,10 @@ pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
         let renamed = Instant::now();
         let deadline = renamed + Duration::from_secs(10);
         while engine.generation(&name).unwrap() == generation {
-            assert!(Instant::now() < deadline, "the watcher never reported the new library");
+            assert!(
+                Instant::now() < deadline,
+                "the watcher never reported the new library"
+            );
             engine.step();
         }
         let latency = renamed.elapsed();
@@ -230,7 +257,11 @@ pub struct OverheadFigures {
 pub fn overhead(library: &Path, modules: usize, frames: u64) -> OverheadFigures {
     let mut instances = grove_runtime::bench_support::Instances::load(library, modules).unwrap();
     let mut direct: Vec<bench_module::Bench> = (0..modules).map(|_| Default::default()).collect();
-    let mut engine = Engine::builder().fps(0.0).watch_files(false).build().unwrap();
+    let mut engine = Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
     for i in 0..modules {
         engine
             .add_static(format!("m{i}"), bench_module::Bench::default())

@@ -99,6 +99,16 @@ pub enum Error {
         source: Arc<libloading::Error>,
     },
 
+    /// The library could have been replaced by another user, and the host did not allow
+    /// that.
+    #[error("refusing to load {path}: {reason}")]
+    Untrusted {
+        /// The library file.
+        path: PathBuf,
+        /// Why, and how to allow it.
+        reason: String,
+    },
+
     /// The staging directory, where each load gets its private copy, failed.
     #[error("cannot stage module library {path}: {source}")]
     Staging {

@@ -64,16 +64,27 @@ pub enum Unmapped {
 impl Library {
     /// Loads the library at `source`, staging its copy in `staging`.
     pub(crate) fn load(source: &Path, staging: &Arc<Staging>) -> Result<Self> {
+        staging.check_source(source)?;
         let bytes = std::fs::read(source).map_err(|e| Error::Read {
             path: source.to_owned(),
             source: Arc::new(e),
         })?;
-        Self::load_bytes(source, bytes, None, staging)
+        Self::from_snapshot(source, bytes, None, staging)
     }
 
-    /// Loads a library from `bytes`, a snapshot of the file at `source`, whose
-    /// [`content_hash`](Library::content_hash) is `hash` when the caller already knows it.
+    /// Loads a library from `bytes`, a snapshot of the file at `source` (read by the
+    /// watcher), whose [`content_hash`](Library::content_hash) is `hash`.
     pub(crate) fn load_bytes(
+        source: &Path,
+        bytes: Vec<u8>,
+        hash: u64,
+        staging: &Arc<Staging>,
+    ) -> Result<Self> {
+        staging.check_source(source)?;
+        Self::from_snapshot(source, bytes, Some(hash), staging)
+    }
+
+    fn from_snapshot(
         source: &Path,
         bytes: Vec<u8>,
         hash: Option<u64>,

@@ -199,7 +199,7 @@ impl LoadedModule {
         frame: &FrameInfo,
     ) -> Result<(Instance, StateFormat, usize)> {
         let library = match snapshot {
-            Some((bytes, hash)) => Library::load_bytes(path, bytes, Some(hash), &self.staging)?,
+            Some((bytes, hash)) => Library::load_bytes(path, bytes, hash, &self.staging)?,
             None => Library::load(path, &self.staging)?,
         };
         if library.name() != self.name() {

@@ -1,16 +1,28 @@
-//! The staging area: a private directory where each load gets its own copy of the library.
+//! The staging area: a private directory where each load gets its own copy of the library,
+//! and the checks a library file passes before it is copied there.
 //!
 //! `dlopen` caches by path and inode, so loading a rebuilt library from the path it was
 //! loaded from returns the old code. Each load therefore opens a fresh copy under a unique
-//! name, in a directory only this user can enter (mode 0700, made by `tempfile`).
+//! name (created with `O_EXCL`, which never follows a symlink), in a directory only this
+//! user can enter (mode 0700). The directory is removed when the last
+//! user of the staging area drops it; one left behind by a process that crashed is removed
+//! by the next process that opens a staging area.
+//!
+//! Loading a library runs its code with the host's rights, so a library that anyone on the
+//! machine could have replaced (world-writable, or in a world-writable directory) is
+//! refused unless the host opts in with [`Staging::allow_world_writable`].
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, Result};
+
+/// Name prefix of staging directories: `grove-staging-<pid>-<random>`.
+const PREFIX: &str = "grove-staging-";
 
 /// A private directory holding the copies of loaded libraries. Removed, with whatever is
 /// left in it, when dropped.
@@ -18,22 +30,40 @@ use crate::error::{Error, Result};
 pub struct Staging {
     dir: tempfile::TempDir,
     next: AtomicU64,
+    allow_world_writable: bool,
 }
 
 impl Staging {
-    /// A new private staging directory under the system's temporary directory.
+    /// A new private staging directory under the system's temporary directory. Directories
+    /// left behind by crashed processes are removed first.
     pub fn new() -> Result<Self> {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A new private staging directory under `parent`.
+    pub fn new_in(parent: &Path) -> Result<Self> {
+        remove_abandoned(parent);
         let dir = tempfile::Builder::new()
-            .prefix("grove-staging-")
-            .tempdir()
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+            // Created with this mode (not the umask's 0755): no other user may even list it.
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
             .map_err(|source| Error::Staging {
-                path: std::env::temp_dir(),
+                path: parent.to_owned(),
                 source: Arc::new(source),
             })?;
         Ok(Self {
             dir,
             next: AtomicU64::new(1),
+            allow_world_writable: false,
         })
+    }
+
+    /// Loads libraries even from world-writable files or directories, where another user
+    /// could have replaced them. Off by default.
+    pub fn allow_world_writable(mut self, allow: bool) -> Self {
+        self.allow_world_writable = allow;
+        self
     }
 
     /// The staging area shared by everything in this process that did not ask for its
@@ -54,14 +84,56 @@ impl Staging {
         self.dir.path()
     }
 
+    /// Refuses a library that another user could have written, unless allowed.
+    pub(crate) fn check_source(&self, source: &Path) -> Result<()> {
+        if self.allow_world_writable {
+            return Ok(());
+        }
+        let refuse = |reason: String| Error::Untrusted {
+            path: source.to_owned(),
+            reason,
+        };
+        // A missing or unreadable file is reported by the read that follows.
+        let Ok(meta) = fs::metadata(source) else {
+            return Ok(());
+        };
+        if meta.permissions().mode() & 0o002 != 0 {
+            return Err(refuse(format!(
+                "the file is world-writable (mode {:o}): any user could replace the code \
+                 this host runs; `chmod o-w` it, or allow it with \
+                 Staging::allow_world_writable / EngineBuilder::allow_world_writable",
+                meta.permissions().mode() & 0o7777
+            )));
+        }
+        let dir = source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(dir_meta) = fs::metadata(dir)
+            && dir_meta.permissions().mode() & 0o002 != 0
+        {
+            return Err(refuse(format!(
+                "its directory {} is world-writable (mode {:o}): any user could put another \
+                 library in its place; build into a directory only you can write, or allow \
+                 it with Staging::allow_world_writable / EngineBuilder::allow_world_writable",
+                dir.display(),
+                dir_meta.permissions().mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` to a new file with a name never used before in this directory.
     pub(crate) fn stage(&self, module: &str, bytes: &[u8]) -> Result<PathBuf> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("{module}-{n}.so"));
         let write = || -> std::io::Result<()> {
+            // `create_new` is O_CREAT | O_EXCL: it fails on any existing name, a symlink
+            // included, so nothing planted in the directory is ever written through.
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o700)
                 .open(&path)?;
             file.write_all(bytes)
         };
@@ -73,5 +145,118 @@ impl Staging {
             }
         })?;
         Ok(path)
+    }
+}
+
+/// Removes staging directories in `parent` whose process is gone (it crashed or was
+/// killed before it could clean up). Only this user's directories are touched.
+fn remove_abandoned(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    // `/proc/self` belongs to this process's effective user.
+    let Ok(uid) = fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        let ours = entry
+            .metadata()
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if !alive && ours {
+            match fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!(
+                    dir = %entry.path().display(),
+                    pid,
+                    "removed the staging directory of a process that did not exit cleanly"
+                ),
+                Err(e) => tracing::debug!(dir = %entry.path().display(), error = %e, "cannot remove abandoned staging directory"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn scratch() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn directory_is_private_and_removed_on_drop() {
+        let parent = scratch();
+        let staging = Staging::new_in(parent.path()).unwrap();
+        let dir = staging.path().to_owned();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let staged = staging.stage("m", b"x").unwrap();
+        assert!(staged.exists());
+        drop(staging);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn names_are_unique_and_symlinks_are_not_followed() {
+        let parent = scratch();
+        let staging = Staging::new_in(parent.path()).unwrap();
+        let a = staging.stage("m", b"a").unwrap();
+        let b = staging.stage("m", b"b").unwrap();
+        assert_ne!(a, b);
+        // Plant a symlink where the next copy will go: staging must refuse, not write
+        // through it.
+        let target = parent.path().join("victim");
+        fs::write(&target, b"untouched").unwrap();
+        let next = staging.path().join("m-3.so");
+        symlink(&target, &next).unwrap();
+        assert!(matches!(staging.stage("m", b"evil"), Err(Error::Staging { .. })));
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+    }
+
+    #[test]
+    fn abandoned_directories_of_dead_processes_are_removed() {
+        let parent = scratch();
+        // No process has this pid (above the kernel's pid_max limit of 2^22).
+        let dead = parent.path().join(format!("{PREFIX}4999999-abc"));
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("old.so"), b"x").unwrap();
+        let mine = parent.path().join(format!("{PREFIX}{}-live", std::process::id()));
+        fs::create_dir(&mine).unwrap();
+        let _staging = Staging::new_in(parent.path()).unwrap();
+        assert!(!dead.exists(), "a dead process's leftovers are cleaned");
+        assert!(mine.exists(), "a live process's directory is left alone");
+    }
+
+    #[test]
+    fn world_writable_libraries_are_refused_unless_allowed() {
+        let parent = scratch();
+        let staging = Staging::new_in(parent.path()).unwrap();
+        let dir = parent.path().join("lib");
+        fs::create_dir(&dir).unwrap();
+        let lib = dir.join("libm.so");
+        fs::write(&lib, b"x").unwrap();
+        staging.check_source(&lib).unwrap();
+
+        fs::set_permissions(&lib, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = staging.check_source(&lib).unwrap_err().to_string();
+        assert!(err.contains("world-writable") && err.contains("libm.so"), "{err}");
+
+        fs::set_permissions(&lib, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = staging.check_source(&lib).unwrap_err().to_string();
+        assert!(err.contains("directory") && err.contains("allow_world_writable"), "{err}");
+
+        let staging = staging.allow_world_writable(true);
+        staging.check_source(&lib).unwrap();
     }
 }

@@ -157,7 +157,11 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.serialize_u32(index)
     }
 
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<()> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<()> {
         value.serialize(self)
     }
 
@@ -199,7 +203,13 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         Ok(self)
     }
 
-    fn serialize_tuple_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self> {
         self.serialize_u32(index)?;
         Ok(self)
     }
@@ -212,7 +222,13 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         Ok(self)
     }
 
-    fn serialize_struct_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self> {
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self> {
         self.serialize_u32(index)?;
         Ok(self)
     }
@@ -374,13 +390,15 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let code = self.u32()?;
-        let c = char::from_u32(code).ok_or_else(|| PositionalError(format!("{code:#x} is not a char")))?;
+        let c = char::from_u32(code)
+            .ok_or_else(|| PositionalError(format!("{code:#x} is not a char")))?;
         visitor.visit_char(c)
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let bytes = self.bytes()?;
-        let s = std::str::from_utf8(bytes).map_err(|e| PositionalError(format!("string is not UTF-8: {e}")))?;
+        let s = std::str::from_utf8(bytes)
+            .map_err(|e| PositionalError(format!("string is not UTF-8: {e}")))?;
         visitor.visit_borrowed_str(s)
     }
 
@@ -408,30 +426,52 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_unit()
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.len()?;
-        visitor.visit_seq(Elements { reader: self, left: len })
+        visitor.visit_seq(Elements {
+            reader: self,
+            left: len,
+        })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        visitor.visit_seq(Elements { reader: self, left: len })
+        visitor.visit_seq(Elements {
+            reader: self,
+            left: len,
+        })
     }
 
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value> {
         self.deserialize_tuple(len, visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.len()?;
-        visitor.visit_map(Elements { reader: self, left: len })
+        visitor.visit_map(Elements {
+            reader: self,
+            left: len,
+        })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -535,7 +575,11 @@ impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
         de::Deserializer::deserialize_tuple(self, len, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
         de::Deserializer::deserialize_tuple(self, fields.len(), visitor)
     }
 }
@@ -587,7 +631,12 @@ mod tests {
                 shapes: vec![],
                 ..sample_leaf()
             })),
-            shapes: vec![Shape::Dot, Shape::Circle(2.0), Shape::Rect { w: 3, h: 4 }, Shape::Pair(-1, 9)],
+            shapes: vec![
+                Shape::Dot,
+                Shape::Circle(2.0),
+                Shape::Rect { w: 3, h: 4 },
+                Shape::Pair(-1, 9),
+            ],
             map: BTreeMap::from([("a".into(), vec![1, u64::MAX]), ("b".into(), vec![])]),
             unit: (),
             newtype: Meters(3.5),
@@ -638,7 +687,10 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let bytes = to_vec(&sample()).unwrap();
         for cut in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
-            assert!(from_slice::<Everything>(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                from_slice::<Everything>(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let huge_len = u64::MAX.to_le_bytes();
         assert!(from_slice::<Vec<u8>>(&huge_len).is_err());

@@ -5,5 +5,6 @@ mod engine;
 mod faults;
 mod logs;
 mod reload;
+mod reliability;
 mod static_modules;
 mod support;

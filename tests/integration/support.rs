@@ -24,6 +24,8 @@ const COUNTER_VARIANTS: &[&str] = &[
     "panic_load",
     "panic_shutdown",
     "panic_destroy",
+    "chaos",
+    "pin_tls",
 ];
 
 fn workspace_root() -> PathBuf {
@@ -111,4 +113,31 @@ pub fn scratch_dir() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A real shared library with no grove exports, built once with rustc directly.
+pub fn plain_cdylib() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = fixture_target_dir().join("plain");
+            std::fs::create_dir_all(&dir).unwrap();
+            let source = dir.join("plain.rs");
+            std::fs::write(
+                &source,
+                "#[unsafe(no_mangle)]\npub extern \"C\" fn plain_answer() -> u32 { 42 }\n",
+            )
+            .unwrap();
+            let out = dir.join("libplain.so");
+            let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+            let status = Command::new(rustc)
+                .args(["--edition", "2024", "--crate-type", "cdylib", "-o"])
+                .arg(&out)
+                .arg(&source)
+                .status()
+                .expect("rustc runs");
+            assert!(status.success(), "building the plain cdylib failed");
+            out
+        })
+        .clone()
 }
