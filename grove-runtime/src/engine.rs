@@ -20,11 +20,12 @@ use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
 use crate::frame::FramePacer;
-use crate::hosted::{HostedModule, Kind, ModuleSystem, Sequential};
+use crate::hosted::{HostedModule, Kind};
 use crate::loaded::{LoadedModule, Reloaded};
 use crate::staging::Staging;
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, Stats};
+use crate::systems::{ModuleSystem, Sequential, Strategy, Systems};
 use crate::watcher::LibraryWatcher;
 
 /// The default frame rate.
@@ -42,7 +43,7 @@ pub const DEFAULT_FPS: f64 = 60.0;
 #[derive(Debug)]
 pub struct Engine {
     modules: Vec<HostedModule>,
-    system: Box<dyn ModuleSystem>,
+    systems: Systems,
     pacer: FramePacer,
     clock: FrameClock,
     subscribers: Subscribers,
@@ -81,9 +82,16 @@ impl EngineBuilder {
         self
     }
 
-    /// How modules are run each frame; [`Sequential`] by default.
+    /// How modules are run each frame, unless they are added with a strategy of their own;
+    /// [`Sequential`] by default.
     pub fn system(mut self, system: impl ModuleSystem + 'static) -> Self {
         self.system = Box::new(system);
+        self
+    }
+
+    /// As [`EngineBuilder::system`], with a built-in strategy (see [`Strategy::recommend`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.system = strategy.system();
         self
     }
 
@@ -107,7 +115,7 @@ impl EngineBuilder {
         };
         Ok(Engine {
             modules: Vec::new(),
-            system: self.system,
+            systems: Systems::new(self.system),
             pacer: FramePacer::new(self.fps),
             clock: FrameClock::default(),
             subscribers: Subscribers::default(),
@@ -153,9 +161,23 @@ impl Engine {
         self.pacer.period().map_or(0.0, |p| 1.0 / p.as_secs_f64())
     }
 
-    /// The module system's name.
+    /// The default module system's name.
     pub fn system_name(&self) -> &'static str {
-        self.system.name()
+        self.systems.default_system().name()
+    }
+
+    /// The name of the module system that runs module `name`.
+    pub fn module_system(&self, name: &str) -> Result<&'static str> {
+        Ok(self.systems.name_for(self.find(name)?.strategy))
+    }
+
+    /// Runs module `name` under `strategy` from the next frame on (a module keeps its state
+    /// and its place in the order; under [`Strategy::Threaded`] it gets a new thread).
+    pub fn set_strategy(&mut self, name: &str, strategy: Strategy) -> Result<()> {
+        self.find(name)?;
+        self.systems.prepare(Some(strategy));
+        self.find_mut(name)?.strategy = Some(strategy);
+        Ok(())
     }
 
     /// Events from now on: loads, reloads, refusals, panics, builds.
@@ -232,7 +254,20 @@ impl Engine {
     /// the file: a complete new version is swapped in between two frames. Returns the
     /// module's name.
     pub fn load_module(&mut self, path: impl AsRef<Path>) -> Result<String> {
-        let path = path.as_ref();
+        self.load(path.as_ref(), None)
+    }
+
+    /// As [`Engine::load_module`], running the module under `strategy` rather than the
+    /// engine's default system.
+    pub fn load_module_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        strategy: Strategy,
+    ) -> Result<String> {
+        self.load(path.as_ref(), Some(strategy))
+    }
+
+    fn load(&mut self, path: &Path, strategy: Option<Strategy>) -> Result<String> {
         let frame = self.frame_info(Instant::now());
         let module = LoadedModule::load_in(path, &self.staging, &frame)?;
         let name = module.name().to_owned();
@@ -251,6 +286,8 @@ impl Engine {
         };
         let mut hosted = HostedModule::new(Kind::Loaded(Box::new(module)));
         hosted.watcher = watcher;
+        hosted.strategy = strategy;
+        self.systems.prepare(strategy);
         self.modules.push(hosted);
         self.subscribers.send(EngineEvent::Loaded {
             module: name.clone(),
@@ -262,11 +299,33 @@ impl Engine {
     /// Adds a module linked into the host (its crate used as an rlib). It runs through the
     /// same [`Module`] trait, without the C ABI; it is never reloaded.
     pub fn add_static<M: Module>(&mut self, name: impl Into<String>, module: M) -> Result<()> {
-        let name = name.into();
+        self.add_linked(name.into(), module, None)
+    }
+
+    /// As [`Engine::add_static`], running the module under `strategy` rather than the
+    /// engine's default system.
+    pub fn add_static_with<M: Module>(
+        &mut self,
+        name: impl Into<String>,
+        module: M,
+        strategy: Strategy,
+    ) -> Result<()> {
+        self.add_linked(name.into(), module, Some(strategy))
+    }
+
+    fn add_linked<M: Module>(
+        &mut self,
+        name: String,
+        module: M,
+        strategy: Option<Strategy>,
+    ) -> Result<()> {
         self.check_new_name(&name)?;
         let mut module = StaticModule::new(name.clone(), module);
         module.init(&self.frame_info(Instant::now()))?;
-        self.modules.push(HostedModule::new(Kind::Static(module)));
+        let mut hosted = HostedModule::new(Kind::Static(module));
+        hosted.strategy = strategy;
+        self.systems.prepare(strategy);
+        self.modules.push(hosted);
         self.subscribers.send(EngineEvent::Loaded {
             module: name,
             path: None,
@@ -422,7 +481,7 @@ impl Engine {
         self.clock.frame_started(start);
         let frame = self.frame_info(start);
         self.apply_pending(&frame);
-        let failures = self.system.run_frame(&mut self.modules, &frame);
+        let failures = self.systems.run_frame(&mut self.modules, &frame);
         for (index, error) in failures {
             let module = self.modules[index].name().to_owned();
             tracing::error!(module = %module, frame = frame.frame, error = %error, "module panicked; skipped until it is reloaded");

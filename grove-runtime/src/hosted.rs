@@ -1,15 +1,18 @@
 //! [`HostedModule`]: a module as the engine holds it, static or loaded, with its timing and
 //! what keeps it up to date (a file watcher, a crate builder).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use grove::abi::FrameInfo;
 
 use crate::builder::BuildWatch;
-use crate::error::{Error, Result};
+use crate::error::{Call, Error, Result};
 use crate::loaded::LoadedModule;
 use crate::static_module::StaticModule;
 use crate::stats::{ModuleClock, ModuleTiming};
+use crate::systems::Strategy;
 use crate::watcher::LibraryWatcher;
 
 /// Static or loaded.
@@ -22,7 +25,10 @@ pub(crate) enum Kind {
 /// A module in the engine. Module systems call [`HostedModule::process`] once per frame.
 #[derive(Debug)]
 pub struct HostedModule {
+    id: u64,
     pub(crate) kind: Kind,
+    /// The strategy it was added with; `None` runs it under the engine's own system.
+    pub(crate) strategy: Option<Strategy>,
     pub(crate) clock: ModuleClock,
     pub(crate) watcher: Option<LibraryWatcher>,
     pub(crate) build: Option<BuildWatch>,
@@ -32,8 +38,11 @@ pub struct HostedModule {
 
 impl HostedModule {
     pub(crate) fn new(kind: Kind) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
+            strategy: None,
             clock: ModuleClock::default(),
             watcher: None,
             build: None,
@@ -47,6 +56,13 @@ impl HostedModule {
             Kind::Static(m) => m.name(),
             Kind::Loaded(m) => m.name(),
         }
+    }
+
+    /// An identifier unique in the process, kept for as long as the module is in its engine
+    /// (reloads included): what a module system keys per-module resources by (a
+    /// [`Threaded`](crate::Threaded) system, the module's thread).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Whether a panic stopped it; a faulted module is skipped until a reload.
@@ -80,6 +96,34 @@ impl HostedModule {
         result
     }
 
+    /// As [`HostedModule::process`], also containing a panic raised outside the module's
+    /// own guard (in host code on the way): a module system's thread never unwinds because
+    /// of a module. Such a panic is returned as [`Error::Panicked`]; the module is not
+    /// faulted by it.
+    pub fn process_contained(&mut self, frame: &FrameInfo) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.process(frame))).unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+            Err(Error::Panicked {
+                module: self.name().to_owned(),
+                path: self.path().to_owned(),
+                call: Call::Process,
+                message,
+            })
+        })
+    }
+
+    /// The library the running version came from; `<static>` for a static module.
+    fn path(&self) -> &std::path::Path {
+        match &self.kind {
+            Kind::Static(_) => "<static>".as_ref(),
+            Kind::Loaded(m) => m.path(),
+        }
+    }
+
     pub(crate) fn timing(&self) -> ModuleTiming {
         self.clock
             .timing(self.name(), self.generation(), self.is_faulted())
@@ -101,35 +145,8 @@ impl HostedModule {
     }
 }
 
-/// How the engine runs its modules each frame. Every module runs exactly once per frame,
-/// and a frame ends when all are done; reloads happen between frames, never during one.
-pub trait ModuleSystem: Send + std::fmt::Debug {
-    /// A short name, for logs and stats.
-    fn name(&self) -> &'static str;
-
-    /// Runs every module once for `frame`. Returns the errors (panics) by module index.
-    fn run_frame(&mut self, modules: &mut [HostedModule], frame: &FrameInfo)
-    -> Vec<(usize, Error)>;
-}
-
-/// Modules one after another, in registration order, on the engine's thread.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Sequential;
-
-impl ModuleSystem for Sequential {
-    fn name(&self) -> &'static str {
-        "sequential"
-    }
-
-    fn run_frame(
-        &mut self,
-        modules: &mut [HostedModule],
-        frame: &FrameInfo,
-    ) -> Vec<(usize, Error)> {
-        modules
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, m)| m.process(frame).err().map(|e| (i, e)))
-            .collect()
-    }
-}
+// Module systems hand modules to other threads.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<HostedModule>();
+};

@@ -41,19 +41,21 @@ mod signals;
 mod staging;
 mod static_module;
 mod stats;
+mod systems;
 mod watcher;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
 pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};
 pub use events::EngineEvent;
-pub use hosted::{HostedModule, ModuleSystem, Sequential};
+pub use hosted::HostedModule;
 pub use library::{HeaderInfo, Unmapped};
 pub use loaded::{LoadedModule, Reloaded};
 pub use maps::mapped_files_in;
 pub use staging::Staging;
 pub use static_module::StaticModule;
 pub use stats::{ModuleTiming, Percentiles, Stats};
+pub use systems::{ModuleSystem, Pool, Sequential, Strategy, Threaded};
 pub use watcher::WatchError;
 
 pub use grove;

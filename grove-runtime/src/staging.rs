@@ -167,9 +167,7 @@ fn remove_abandoned(parent: &Path) {
             continue;
         };
         let alive = Path::new("/proc").join(pid.to_string()).exists();
-        let ours = entry
-            .metadata()
-            .is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
         if !alive && ours {
             match fs::remove_dir_all(entry.path()) {
                 Ok(()) => tracing::info!(
@@ -177,7 +175,9 @@ fn remove_abandoned(parent: &Path) {
                     pid,
                     "removed the staging directory of a process that did not exit cleanly"
                 ),
-                Err(e) => tracing::debug!(dir = %entry.path().display(), error = %e, "cannot remove abandoned staging directory"),
+                Err(e) => {
+                    tracing::debug!(dir = %entry.path().display(), error = %e, "cannot remove abandoned staging directory")
+                }
             }
         }
     }
@@ -219,7 +219,10 @@ mod tests {
         fs::write(&target, b"untouched").unwrap();
         let next = staging.path().join("m-3.so");
         symlink(&target, &next).unwrap();
-        assert!(matches!(staging.stage("m", b"evil"), Err(Error::Staging { .. })));
+        assert!(matches!(
+            staging.stage("m", b"evil"),
+            Err(Error::Staging { .. })
+        ));
         assert_eq!(fs::read(&target).unwrap(), b"untouched");
     }
 
@@ -230,7 +233,9 @@ mod tests {
         let dead = parent.path().join(format!("{PREFIX}4999999-abc"));
         fs::create_dir(&dead).unwrap();
         fs::write(dead.join("old.so"), b"x").unwrap();
-        let mine = parent.path().join(format!("{PREFIX}{}-live", std::process::id()));
+        let mine = parent
+            .path()
+            .join(format!("{PREFIX}{}-live", std::process::id()));
         fs::create_dir(&mine).unwrap();
         let _staging = Staging::new_in(parent.path()).unwrap();
         assert!(!dead.exists(), "a dead process's leftovers are cleaned");
@@ -249,12 +254,18 @@ mod tests {
 
         fs::set_permissions(&lib, fs::Permissions::from_mode(0o666)).unwrap();
         let err = staging.check_source(&lib).unwrap_err().to_string();
-        assert!(err.contains("world-writable") && err.contains("libm.so"), "{err}");
+        assert!(
+            err.contains("world-writable") && err.contains("libm.so"),
+            "{err}"
+        );
 
         fs::set_permissions(&lib, fs::Permissions::from_mode(0o644)).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let err = staging.check_source(&lib).unwrap_err().to_string();
-        assert!(err.contains("directory") && err.contains("allow_world_writable"), "{err}");
+        assert!(
+            err.contains("directory") && err.contains("allow_world_writable"),
+            "{err}"
+        );
 
         let staging = staging.allow_world_writable(true);
         staging.check_source(&lib).unwrap();

@@ -4,7 +4,8 @@
 mod engine;
 mod faults;
 mod logs;
-mod reload;
 mod reliability;
+mod reload;
 mod static_modules;
 mod support;
+mod systems;

@@ -42,7 +42,11 @@ fn bad_libraries(dir: &Path) -> Vec<(&'static str, PathBuf, &'static [&'static s
     }
     let mut cases = vec![
         ("empty file", write(dir, "empty.so", b""), &["empty"][..]),
-        ("random bytes", write(dir, "random.so", &random), &["not a complete ELF"][..]),
+        (
+            "random bytes",
+            write(dir, "random.so", &random),
+            &["not a complete ELF"][..],
+        ),
         (
             "a shared library with no grove symbols",
             plain_cdylib(),
@@ -50,17 +54,41 @@ fn bad_libraries(dir: &Path) -> Vec<(&'static str, PathBuf, &'static [&'static s
         ),
         (
             "wrong magic",
-            write(dir, "magic.so", &patched_header(|h| h[..8].copy_from_slice(b"GROVEBAD"))),
+            write(
+                dir,
+                "magic.so",
+                &patched_header(|h| h[..8].copy_from_slice(b"GROVEBAD")),
+            ),
             &["wrong magic"][..],
         ),
         (
             "an ABI version from the future",
-            write(dir, "abi.so", &patched_header(|h| h[8..12].copy_from_slice(&99u32.to_le_bytes()))),
-            &["ABI version 99", "supports versions 1 to 1", "rebuild the module"][..],
+            write(
+                dir,
+                "abi.so",
+                &patched_header(|h| h[8..12].copy_from_slice(&99u32.to_le_bytes())),
+            ),
+            &[
+                "ABI version 99",
+                "supports versions 1 to 1",
+                "rebuild the module",
+            ][..],
         ),
-        ("a missing path", dir.join("missing.so"), &["cannot read", "No such file"][..]),
-        ("a directory", dir.to_owned(), &["cannot read", "directory"][..]),
-        ("an unreadable file", PathBuf::from("/proc/self/mem"), &["cannot read"][..]),
+        (
+            "a missing path",
+            dir.join("missing.so"),
+            &["cannot read", "No such file"][..],
+        ),
+        (
+            "a directory",
+            dir.to_owned(),
+            &["cannot read", "directory"][..],
+        ),
+        (
+            "an unreadable file",
+            PathBuf::from("/proc/self/mem"),
+            &["cannot read"][..],
+        ),
     ];
     for percent in [1, 10, 50, 90, 99] {
         let cut = good.len() * percent / 100;
@@ -85,11 +113,20 @@ fn bad_libraries_are_clear_errors_and_the_running_version_keeps_its_state() {
             panic!("{what}: expected a refused reload, got {err:?}");
         };
         let name = path.file_name().unwrap().to_string_lossy();
-        assert!(message.contains(&*name), "{what}: the error names the file: {message}");
+        assert!(
+            message.contains(&*name),
+            "{what}: the error names the file: {message}"
+        );
         for needle in says {
-            assert!(message.contains(needle), "{what}: the error says {needle:?}: {message}");
+            assert!(
+                message.contains(needle),
+                "{what}: the error says {needle:?}: {message}"
+            );
         }
-        assert!(!matches!(**source, Error::Panicked { .. }), "{what}: no code ran");
+        assert!(
+            !matches!(**source, Error::Panicked { .. }),
+            "{what}: no code ran"
+        );
         assert_eq!(module.generation(), 1, "{what}");
         // And the same file loaded from scratch is the same clear error.
         let direct = LoadedModule::load(&path).unwrap_err().to_string();
@@ -145,11 +182,19 @@ fn panics(events: &Receiver<EngineEvent>) -> usize {
 
 #[test]
 fn chaos_every_panic_is_contained_and_nothing_leaks() {
-    let mut engine = Engine::builder().fps(0.0).watch_files(false).build().unwrap();
+    let mut engine = Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
     let events = engine.subscribe();
     engine.load_module(counter("chaos")).unwrap();
-    engine.add_static("calm-a", counter::Counter::default()).unwrap();
-    engine.add_static("calm-b", counter::Counter::default()).unwrap();
+    engine
+        .add_static("calm-a", counter::Counter::default())
+        .unwrap();
+    engine
+        .add_static("calm-b", counter::Counter::default())
+        .unwrap();
     let staging = engine.staging().path().to_owned();
     let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     let (fds_before, mapped_before) = (fds(), mapped_files_in(&staging));
@@ -177,8 +222,16 @@ fn chaos_every_panic_is_contained_and_nothing_leaks() {
         "every frame that did not panic counted, across {panicked} reloads"
     );
     assert!(fds() <= fds_before + 1, "no fd leaked");
-    assert_eq!(mapped_files_in(&staging), mapped_before, "one library mapped, as before");
-    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1, "one staged copy");
+    assert_eq!(
+        mapped_files_in(&staging),
+        mapped_before,
+        "one library mapped, as before"
+    );
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        1,
+        "one staged copy"
+    );
 }
 
 #[test]
@@ -240,13 +293,20 @@ fn rebuild_storm_never_loads_a_partial_file_and_ends_on_the_last_version() {
         if writer.is_finished() && state.name == "v2" {
             break;
         }
-        assert!(Instant::now() < deadline, "the last version never ran: {state:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the last version never ran: {state:?}"
+        );
     }
     writer.join().unwrap();
     assert!(refused.is_empty(), "a partial file was tried: {refused:?}");
     assert!(reloads >= 1);
     let state: crate::support::CounterState = engine.module_state("counter").unwrap();
-    assert_eq!(state.count, engine.stats().frames, "state continuous across {reloads} reloads");
+    assert_eq!(
+        state.count,
+        engine.stats().frames,
+        "state continuous across {reloads} reloads"
+    );
     drop(engine);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -259,15 +319,31 @@ fn a_thousand_reloads_leave_nothing_behind() {
     module.reload(&counter("v2"), &frame(0)).unwrap();
     let (fds_before, mapped_before) = (fds(), mapped_files_in(staging.path()));
     for i in 0..1000u64 {
-        let next = if i % 2 == 0 { counter("v1") } else { counter("v2") };
+        let next = if i % 2 == 0 {
+            counter("v1")
+        } else {
+            counter("v2")
+        };
         let reloaded = module.reload(&next, &frame(i)).unwrap();
         assert_eq!(reloaded.old_library, Unmapped::Yes, "reload {i}");
         module.process(&frame(i)).unwrap();
     }
-    assert_eq!(counter_state(&mut module).count, 1000, "state carried through every reload");
+    assert_eq!(
+        counter_state(&mut module).count,
+        1000,
+        "state carried through every reload"
+    );
     assert!(fds() <= fds_before, "open fds back to baseline");
-    assert_eq!(mapped_files_in(staging.path()), mapped_before, "mapped libraries back to baseline");
-    assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 1, "one staged copy");
+    assert_eq!(
+        mapped_files_in(staging.path()),
+        mapped_before,
+        "mapped libraries back to baseline"
+    );
+    assert_eq!(
+        std::fs::read_dir(staging.path()).unwrap().count(),
+        1,
+        "one staged copy"
+    );
 }
 
 #[test]
@@ -282,13 +358,25 @@ fn a_library_pinned_by_a_thread_local_is_reported_and_does_not_break_the_next_re
         let next = module.reload(&counter("v2"), &frame(2)).unwrap();
         module.process(&frame(2)).unwrap();
         let count = counter_state(&mut module).count;
-        (pinned.old_library, next.old_library, count, mapped_files_in(staging.path()))
+        (
+            pinned.old_library,
+            next.old_library,
+            count,
+            mapped_files_in(staging.path()),
+        )
     })
     .join()
     .unwrap();
     let (pinned, next, count, mapped) = report;
-    assert_eq!(pinned, Unmapped::Pinned, "the thread-local's destructor pinned the library");
+    assert_eq!(
+        pinned,
+        Unmapped::Pinned,
+        "the thread-local's destructor pinned the library"
+    );
     assert_eq!(next, Unmapped::Yes, "the next reload is unaffected");
     assert_eq!(count, 3);
-    assert_eq!(mapped, 2, "the running copy, and the pinned one until its thread exits");
+    assert_eq!(
+        mapped, 2,
+        "the running copy, and the pinned one until its thread exits"
+    );
 }

@@ -1,0 +1,121 @@
+//! [`Strategy`]: the built-in module systems by name, and which one to pick.
+
+use std::fmt;
+
+use super::{ModuleSystem, Pool, Sequential, Threaded};
+
+/// A built-in way of running modules, chosen per engine
+/// ([`EngineBuilder::strategy`](crate::EngineBuilder::strategy)) or per module
+/// ([`Engine::load_module_with`](crate::Engine::load_module_with)).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// One after another on the engine's thread: [`Sequential`].
+    #[default]
+    Sequential,
+    /// A thread per module, all in lockstep: [`Threaded`].
+    Threaded,
+    /// Tasks on a pool of one thread per core, with work stealing: [`Pool`].
+    Pool,
+}
+
+impl Strategy {
+    /// Every strategy, in declaration order.
+    pub const ALL: [Strategy; 3] = [Strategy::Sequential, Strategy::Threaded, Strategy::Pool];
+
+    /// Its name, as its system reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Sequential => "sequential",
+            Strategy::Threaded => "threaded",
+            Strategy::Pool => "pool",
+        }
+    }
+
+    /// A new system of this strategy ([`Pool`] sized to the machine's cores).
+    pub fn system(self) -> Box<dyn ModuleSystem> {
+        match self {
+            Strategy::Sequential => Box::new(Sequential),
+            Strategy::Threaded => Box::new(Threaded::new()),
+            Strategy::Pool => Box::new(Pool::new()),
+        }
+    }
+
+    /// A strategy for `modules` modules on `cores` cores at `fps` frames per second (0:
+    /// unpaced), knowing nothing of what the modules cost:
+    ///
+    /// - one module, or one core: [`Sequential`](Strategy::Sequential); there is nothing to
+    ///   overlap, and handing a module to another thread only adds its cost;
+    /// - no more modules than cores, at up to [`Strategy::THREADED_MAX_FPS`]:
+    ///   [`Threaded`](Strategy::Threaded); each module gets a core and keeps its thread;
+    /// - otherwise [`Pool`](Strategy::Pool): a thread per module would outnumber the cores
+    ///   (every frame then pays a context switch per module), and a pool's threads balance
+    ///   uneven modules; an unpaced or very fast frame rate leaves too little time to wake
+    ///   one sleeping thread per module each frame.
+    ///
+    /// `std::thread::available_parallelism` gives `cores`. BENCHMARKS.md has the figures
+    /// behind these thresholds.
+    pub fn recommend(modules: usize, cores: usize, fps: f64) -> Strategy {
+        let fast = fps <= 0.0 || !fps.is_finite() || fps > Self::THREADED_MAX_FPS;
+        if modules < 2 || cores < 2 {
+            Strategy::Sequential
+        } else if modules <= cores && !fast {
+            Strategy::Threaded
+        } else {
+            Strategy::Pool
+        }
+    }
+
+    /// The highest frame rate at which [`Strategy::recommend`] gives a thread per module.
+    pub const THREADED_MAX_FPS: f64 = 240.0;
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_module_or_one_core_runs_in_sequence() {
+        assert_eq!(Strategy::recommend(1, 8, 60.0), Strategy::Sequential);
+        assert_eq!(Strategy::recommend(0, 8, 60.0), Strategy::Sequential);
+        assert_eq!(Strategy::recommend(16, 1, 60.0), Strategy::Sequential);
+    }
+
+    #[test]
+    fn few_modules_get_a_thread_each_many_share_a_pool() {
+        assert_eq!(Strategy::recommend(2, 2, 60.0), Strategy::Threaded);
+        assert_eq!(Strategy::recommend(8, 8, 144.0), Strategy::Threaded);
+        assert_eq!(Strategy::recommend(3, 2, 60.0), Strategy::Pool);
+        assert_eq!(Strategy::recommend(1000, 8, 60.0), Strategy::Pool);
+    }
+
+    #[test]
+    fn unpaced_or_very_fast_frames_use_the_pool() {
+        assert_eq!(Strategy::recommend(2, 4, 0.0), Strategy::Pool);
+        assert_eq!(Strategy::recommend(2, 4, 1000.0), Strategy::Pool);
+        assert_eq!(Strategy::recommend(2, 4, f64::NAN), Strategy::Pool);
+    }
+
+    #[test]
+    fn all_is_in_declaration_order() {
+        // `Systems` indexes a table by `strategy as usize`.
+        for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
+            assert_eq!(strategy as usize, i);
+        }
+    }
+
+    #[test]
+    fn every_strategy_builds_its_system() {
+        for strategy in Strategy::ALL {
+            let system = strategy.system();
+            assert_eq!(system.name(), strategy.name());
+            assert_eq!(system.strategy(), Some(strategy));
+        }
+    }
+}
