@@ -62,6 +62,7 @@ pub struct EngineBuilder {
     system: Box<dyn ModuleSystem>,
     watch_files: bool,
     staging: Option<Arc<Staging>>,
+    allow_world_writable: bool,
 }
 
 impl Default for EngineBuilder {
@@ -71,6 +72,7 @@ impl Default for EngineBuilder {
             system: Box::new(Sequential),
             watch_files: true,
             staging: None,
+            allow_world_writable: false,
         }
     }
 }
@@ -102,8 +104,16 @@ impl EngineBuilder {
     }
 
     /// Where loaded libraries' private copies go; a new private directory by default.
+    /// A staging area given here keeps its own [`Staging::allow_world_writable`] setting.
     pub fn staging(mut self, staging: Arc<Staging>) -> Self {
         self.staging = Some(staging);
+        self
+    }
+
+    /// Loads libraries even from world-writable files or directories, where another user
+    /// could have replaced them (refused by default: loading a library runs its code).
+    pub fn allow_world_writable(mut self, allow: bool) -> Self {
+        self.allow_world_writable = allow;
         self
     }
 
@@ -111,7 +121,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine> {
         let staging = match self.staging {
             Some(staging) => staging,
-            None => Arc::new(Staging::new()?),
+            None => Arc::new(Staging::new()?.allow_world_writable(self.allow_world_writable)),
         };
         Ok(Engine {
             modules: Vec::new(),
@@ -288,12 +298,25 @@ impl Engine {
         hosted.watcher = watcher;
         hosted.strategy = strategy;
         self.systems.prepare(strategy);
-        self.modules.push(hosted);
+        self.push(hosted);
         self.subscribers.send(EngineEvent::Loaded {
             module: name.clone(),
             path: Some(path.to_owned()),
         });
         Ok(name)
+    }
+
+    /// Adds `hosted` after the others, and shares the per-frame timing among them all.
+    fn push(&mut self, mut hosted: HostedModule) {
+        let count = self.modules.len() + 1;
+        hosted.clock.set_share(count);
+        let stride = |n: usize| n / crate::stats::TIMED_PER_FRAME;
+        if stride(count) != stride(count - 1) {
+            for module in &mut self.modules {
+                module.clock.set_share(count);
+            }
+        }
+        self.modules.push(hosted);
     }
 
     /// Adds a module linked into the host (its crate used as an rlib). It runs through the
@@ -325,7 +348,7 @@ impl Engine {
         let mut hosted = HostedModule::new(Kind::Static(module));
         hosted.strategy = strategy;
         self.systems.prepare(strategy);
-        self.modules.push(hosted);
+        self.push(hosted);
         self.subscribers.send(EngineEvent::Loaded {
             module: name,
             path: None,

@@ -87,12 +87,16 @@ impl HostedModule {
         if self.is_faulted() {
             return Ok(());
         }
-        let started = Instant::now();
+        let timed = self.clock.times(frame.frame, self.id);
+        let started = timed.then(Instant::now);
         let result = match &mut self.kind {
             Kind::Static(m) => m.process(frame),
             Kind::Loaded(m) => m.process(frame),
         };
-        self.clock.record(started.elapsed());
+        match started {
+            Some(started) => self.clock.record(started.elapsed()),
+            None => self.clock.count(),
+        }
         result
     }
 

@@ -52,7 +52,8 @@ pub struct Percentiles {
     pub samples: usize,
 }
 
-/// Process-time figures for one module.
+/// Process-time figures for one module. With up to 64 modules in the engine every frame
+/// is timed; with more, `last`, `mean` and `max` come from a rotating sample of frames.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ModuleTiming {
@@ -72,21 +73,61 @@ pub struct ModuleTiming {
     pub faulted: bool,
 }
 
+/// How many modules a frame times at most: reading the clock twice per module costs about
+/// as much as the engine's whole per-module work, so with more modules each is timed on a
+/// rotating share of frames.
+pub(crate) const TIMED_PER_FRAME: usize = 64;
+
 /// Per-module accumulator.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ModuleClock {
     pub(crate) frames: u64,
+    /// Frames that were timed.
+    timed: u64,
     pub(crate) last: Duration,
     pub(crate) total: Duration,
     pub(crate) max: Duration,
+    /// The module is timed one frame in `stride`.
+    stride: u64,
+}
+
+impl Default for ModuleClock {
+    fn default() -> Self {
+        Self {
+            frames: 0,
+            timed: 0,
+            last: Duration::ZERO,
+            total: Duration::ZERO,
+            max: Duration::ZERO,
+            stride: 1,
+        }
+    }
 }
 
 impl ModuleClock {
+    /// Sets how often the module is timed, for an engine holding `modules` modules.
+    pub(crate) fn set_share(&mut self, modules: usize) {
+        self.stride = (modules / TIMED_PER_FRAME).max(1) as u64;
+    }
+
+    /// Whether frame `frame` of the module with id `id` is timed. Spread by id, so each
+    /// frame times about the same number of modules.
+    pub(crate) fn times(&self, frame: u64, id: u64) -> bool {
+        self.stride == 1 || (frame + id).is_multiple_of(self.stride)
+    }
+
+    /// A frame that was timed.
     pub(crate) fn record(&mut self, took: Duration) {
         self.frames += 1;
+        self.timed += 1;
         self.last = took;
         self.total += took;
         self.max = self.max.max(took);
+    }
+
+    /// A frame that ran untimed.
+    pub(crate) fn count(&mut self) {
+        self.frames += 1;
     }
 
     pub(crate) fn timing(&self, name: &str, generation: u64, faulted: bool) -> ModuleTiming {
@@ -96,7 +137,7 @@ impl ModuleClock {
             last: self.last,
             mean: self
                 .total
-                .checked_div(self.frames.max(1) as u32)
+                .checked_div(self.timed.max(1) as u32)
                 .unwrap_or_default(),
             max: self.max,
             generation,

@@ -170,6 +170,17 @@ fn world_writable_libraries_are_refused_unless_the_host_opts_in() {
     assert!(err.to_string().contains("world-writable"), "{err}");
     let trusting = Arc::new(Staging::new().unwrap().allow_world_writable(true));
     LoadedModule::load_in(&path, &trusting, &frame(0)).unwrap();
+
+    let mut strict_engine = Engine::builder().watch_files(false).build().unwrap();
+    let err = strict_engine.load_module(&path).unwrap_err();
+    assert!(matches!(err, Error::Untrusted { .. }), "{err:?}");
+    let mut trusting_engine = Engine::builder()
+        .watch_files(false)
+        .allow_world_writable(true)
+        .build()
+        .unwrap();
+    trusting_engine.load_module(&path).unwrap();
+    drop(trusting_engine);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
