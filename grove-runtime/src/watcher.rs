@@ -344,9 +344,17 @@ impl Checker {
 
 /// Reads the file if it is a complete ELF shared object; otherwise says why not. The ELF
 /// header is read first: a file too short for its own section table is not read further.
+///
+/// The bytes are a snapshot only if the file did not change while it was read: a writer
+/// that truncates and rewrites in place while this reads would otherwise hand over the
+/// start of one version stitched to the rest of another (seen in practice: an old header
+/// whose section table offset lands inside the new file's data). Size, mtime and ctime
+/// are compared before and after; any difference means "not yet", and the next event or
+/// re-check reads again.
 fn read_if_complete(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
     let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let before = file.metadata()?;
+    let len = before.len();
     if len == 0 {
         return Ok(Err("the file is empty".into()));
     }
@@ -360,7 +368,21 @@ fn read_if_complete(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
         Some(_) => {}
     }
     file.read_to_end(&mut bytes)?;
+    let after = file.metadata()?;
+    if !same_version(&before, &after) || bytes.len() as u64 != after.len() {
+        return Ok(Err("the file changed while it was read".into()));
+    }
     Ok(crate::elf::check_complete(&bytes).map(|()| bytes))
+}
+
+/// Whether two `stat`s of one open file show the same content version.
+fn same_version(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.len() == b.len()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+        && a.ctime() == b.ctime()
+        && a.ctime_nsec() == b.ctime_nsec()
 }
 
 /// Where the section header table ends, from the ELF header in `header`; `None` if it is
