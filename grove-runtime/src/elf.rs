@@ -3,10 +3,12 @@
 //!
 //! All of this works on the file's bytes; no code in the library runs (`dlopen` would run
 //! its constructors). A file still being written fails here, which is what lets the watcher
-//! tell a complete library from a partial one.
+//! tell a complete library from a partial one. It reads only what it needs (the ELF
+//! header, the section table, the dynamic symbols and 16 bytes of the module header), so
+//! inspecting a file through a [`object::ReadCache`] costs a few kilobytes of reads.
 
 use grove::abi;
-use object::{Object, ObjectKind, ObjectSection, ObjectSymbol};
+use object::{Object, ObjectKind, ObjectSection, ObjectSymbol, ReadRef};
 
 /// What the file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +39,12 @@ pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), String> {
     parse_complete(bytes).map(drop)
 }
 
-fn parse_complete(bytes: &[u8]) -> Result<object::File<'_>, String> {
-    if bytes.is_empty() {
+fn parse_complete<'data, R: ReadRef<'data>>(data: R) -> Result<object::File<'data, R>, String> {
+    let len = data.len().unwrap_or(0);
+    if len == 0 {
         return Err("the file is empty (a build still writing it, or a failed one)".into());
     }
-    let file = object::File::parse(bytes).map_err(|e| {
+    let file = object::File::parse(data).map_err(|e| {
         format!("not a complete ELF file ({e}): a truncated or unfinished build, or another kind of file")
     })?;
     if file.kind() != ObjectKind::Dynamic {
@@ -51,21 +54,26 @@ fn parse_complete(bytes: &[u8]) -> Result<object::File<'_>, String> {
             file.kind()
         ));
     }
-    // The section table must lie inside the file: a truncated write usually cuts it.
+    // Every section must lie inside the file: a truncated write cuts the last ones (and
+    // usually the section table, which `parse` already checked).
     for section in file.sections() {
-        section.data().map_err(|e| {
-            format!(
-                "section {} lies outside the file ({e}): a truncated or unfinished build",
-                section.name().unwrap_or("?")
-            )
-        })?;
+        if let Some((offset, size)) = section.file_range()
+            && offset.checked_add(size).is_none_or(|end| end > len)
+        {
+            return Err(format!(
+                "section {} lies outside the file (bytes {offset}..{} of {len}): a truncated \
+                 or unfinished build",
+                section.name().unwrap_or("?"),
+                offset.saturating_add(size),
+            ));
+        }
     }
     Ok(file)
 }
 
-/// Inspects `bytes`, the whole library file. The error says what is wrong, for a user.
-pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
-    let file = parse_complete(bytes)?;
+/// Inspects `data`, the whole library file. The error says what is wrong, for a user.
+pub(crate) fn inspect<'data, R: ReadRef<'data>>(data: R) -> Result<Exports, String> {
+    let file = parse_complete(data)?;
     let mut headers = Vec::new();
     let mut creates = Vec::new();
     for symbol in file.dynamic_symbols() {
@@ -112,13 +120,13 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
         .section_index()
         .and_then(|index| file.section_by_index(index).ok())
         .and_then(|section| {
-            let data = section
-                .data_range(header.address(), PREFIX_LEN as u64)
-                .ok()??;
+            let (section_offset, _) = section.file_range()?;
+            let offset = section_offset + header.address().checked_sub(section.address())?;
+            let bytes = data.read_bytes_at(offset, PREFIX_LEN as u64).ok()?;
             Some(HeaderPrefix {
-                magic: data[0..8].try_into().ok()?,
-                abi_version: file_u32(&file, &data[8..12]),
-                header_size: file_u32(&file, &data[12..16]),
+                magic: bytes[0..8].try_into().ok()?,
+                abi_version: file_u32(&file, &bytes[8..12]),
+                header_size: file_u32(&file, &bytes[12..16]),
             })
         });
     Ok(Exports {
@@ -128,7 +136,7 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Exports, String> {
     })
 }
 
-fn file_u32(file: &object::File<'_>, bytes: &[u8]) -> u32 {
+fn file_u32<'data, R: ReadRef<'data>>(file: &object::File<'data, R>, bytes: &[u8]) -> u32 {
     let array: [u8; 4] = bytes.try_into().unwrap_or_default();
     if file.is_little_endian() {
         u32::from_le_bytes(array)

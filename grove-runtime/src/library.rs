@@ -7,7 +7,7 @@
 //! constructors), then again in memory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use grove::abi::{self, CreateFn, ModuleHeader};
 use libloading::os::unix::{Library as RawLibrary, RTLD_LOCAL, RTLD_NOW};
@@ -16,7 +16,7 @@ use crate::elf;
 use crate::error::{Error, Result};
 use crate::host_log::HostLink;
 use crate::maps;
-use crate::staging::Staging;
+use crate::staging::{StageError, Staging};
 
 /// What a library's header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub(crate) struct Library {
     create: CreateFn,
     source: PathBuf,
     staged: PathBuf,
-    content_hash: u64,
+    content_hash: OnceLock<u64>,
     _staging: Arc<Staging>,
 }
 
@@ -63,13 +63,43 @@ pub enum Unmapped {
 
 impl Library {
     /// Loads the library at `source`, staging its copy in `staging`.
+    ///
+    /// The file is copied first (in the kernel, as `copy_file_range`), then the copy is
+    /// inspected and opened: everything after the copy works on a private snapshot that no
+    /// build can change any more.
     pub(crate) fn load(source: &Path, staging: &Arc<Staging>) -> Result<Self> {
         staging.check_source(source)?;
-        let bytes = std::fs::read(source).map_err(|e| Error::Read {
+        let read_error = |e| Error::Read {
             path: source.to_owned(),
             source: Arc::new(e),
+        };
+        let mut file = std::fs::File::open(source).map_err(read_error)?;
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staged = staging.stage_copy(&stem, &mut file).map_err(|e| match e {
+            StageError::Read(e) => read_error(e),
+            StageError::Staging(e) => e,
         })?;
-        Self::from_snapshot(source, bytes, None, staging)
+        let inspected = std::fs::File::open(&staged)
+            .map_err(|e| Error::Staging {
+                path: staged.clone(),
+                source: Arc::new(e),
+            })
+            .and_then(|copy| {
+                elf::inspect(&object::ReadCache::new(copy)).map_err(|reason| Error::NotAModule {
+                    path: source.to_owned(),
+                    reason,
+                })
+            });
+        match inspected {
+            Ok(exports) => Self::open_staged(source, staged, &exports, None, staging),
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                Err(e)
+            }
+        }
     }
 
     /// Loads a library from `bytes`, a snapshot of the file at `source` (read by the
@@ -81,34 +111,36 @@ impl Library {
         staging: &Arc<Staging>,
     ) -> Result<Self> {
         staging.check_source(source)?;
-        Self::from_snapshot(source, bytes, Some(hash), staging)
-    }
-
-    fn from_snapshot(
-        source: &Path,
-        bytes: Vec<u8>,
-        hash: Option<u64>,
-        staging: &Arc<Staging>,
-    ) -> Result<Self> {
-        let not_a_module = |reason: String| Error::NotAModule {
+        let exports = elf::inspect(bytes.as_slice()).map_err(|reason| Error::NotAModule {
             path: source.to_owned(),
             reason,
-        };
-        let exports = elf::inspect(&bytes).map_err(not_a_module)?;
-        if let Some(prefix) = exports.header_prefix {
-            check_prefix(source, &exports, prefix.magic, prefix.abi_version, None)?;
-        }
-        let content_hash = hash.unwrap_or_else(|| xxhash_rust::xxh3::xxh3_64(&bytes));
+        })?;
         let stem = exports
             .header_symbol
             .trim_start_matches(abi::HEADER_SYMBOL_PREFIX)
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
         let staged = staging.stage(&stem, &bytes)?;
         drop(bytes);
+        Self::open_staged(source, staged, &exports, Some(hash), staging)
+    }
+
+    /// Checks the header, opens the staged copy and reads its exports. The copy is deleted
+    /// on failure.
+    fn open_staged(
+        source: &Path,
+        staged: PathBuf,
+        exports: &elf::Exports,
+        hash: Option<u64>,
+        staging: &Arc<Staging>,
+    ) -> Result<Self> {
         let remove_staged = |e| {
             let _ = std::fs::remove_file(&staged);
             e
         };
+        if let Some(prefix) = exports.header_prefix {
+            check_prefix(source, exports, prefix.magic, prefix.abi_version, None)
+                .map_err(remove_staged)?;
+        }
         // SAFETY: loading a library runs its initialisers. The file passed the checks above
         // (an ELF shared object exporting a grove header with the right magic and ABI), so
         // it was built by grove's macro, whose library has no initialisers of its own.
@@ -118,7 +150,7 @@ impl Library {
                 source: Arc::new(e),
             })
             .map_err(remove_staged)?;
-        let (header, create) = read_exports(&raw, source, &exports).map_err(remove_staged)?;
+        let (header, create) = read_exports(&raw, source, exports).map_err(remove_staged)?;
         let host = HostLink::new(&header.module_name);
         tracing::debug!(
             module = %header.module_name,
@@ -128,6 +160,10 @@ impl Library {
             rustc = %header.rustc_version,
             "library opened"
         );
+        let content_hash = OnceLock::new();
+        if let Some(hash) = hash {
+            let _ = content_hash.set(hash);
+        }
         Ok(Self {
             raw: Some(raw),
             host,
@@ -152,8 +188,12 @@ impl Library {
         &self.source
     }
 
+    /// A hash of the library's content: known when the watcher read it, else computed from
+    /// the staged copy on first use (only a watched module needs it).
     pub(crate) fn content_hash(&self) -> u64 {
-        self.content_hash
+        *self.content_hash.get_or_init(|| {
+            std::fs::read(&self.staged).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+        })
     }
 
     pub(crate) fn create_fn(&self) -> CreateFn {

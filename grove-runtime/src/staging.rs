@@ -123,21 +123,28 @@ impl Staging {
         Ok(())
     }
 
-    /// Writes `bytes` to a new file with a name never used before in this directory.
-    pub(crate) fn stage(&self, module: &str, bytes: &[u8]) -> Result<PathBuf> {
+    /// A new file with a name never used before in this directory.
+    fn create(&self, stem: &str) -> Result<(PathBuf, fs::File)> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.path().join(format!("{module}-{n}.so"));
-        let write = || -> std::io::Result<()> {
-            // `create_new` is O_CREAT | O_EXCL: it fails on any existing name, a symlink
-            // included, so nothing planted in the directory is ever written through.
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o700)
-                .open(&path)?;
-            file.write_all(bytes)
-        };
-        write().map_err(|source| {
+        let path = self.dir.path().join(format!("{stem}-{n}.so"));
+        // `create_new` is O_CREAT | O_EXCL: it fails on any existing name, a symlink
+        // included, so nothing planted in the directory is ever written through.
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&path)
+            .map_err(|source| Error::Staging {
+                path: path.clone(),
+                source: Arc::new(source),
+            })?;
+        Ok((path, file))
+    }
+
+    /// Writes `bytes` to a new file with a name never used before in this directory.
+    pub(crate) fn stage(&self, stem: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let (path, mut file) = self.create(stem)?;
+        file.write_all(bytes).map_err(|source| {
             let _ = fs::remove_file(&path);
             Error::Staging {
                 path: path.clone(),
@@ -146,6 +153,35 @@ impl Staging {
         })?;
         Ok(path)
     }
+
+    /// Copies `source` to a new file (in the kernel: `std::io::copy` between files is
+    /// `copy_file_range` on Linux).
+    pub(crate) fn stage_copy(
+        &self,
+        stem: &str,
+        source: &mut fs::File,
+    ) -> Result<PathBuf, StageError> {
+        let (path, mut file) = self.create(stem).map_err(StageError::Staging)?;
+        let copied = std::io::copy(source, &mut file);
+        match copied {
+            Ok(_) => Ok(path),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                // Reads fail on the source side (a directory, an I/O error); the staging
+                // directory is ours and freshly created, so blame the source.
+                Err(StageError::Read(e))
+            }
+        }
+    }
+}
+
+/// Why copying a library into the staging area failed.
+#[derive(Debug)]
+pub(crate) enum StageError {
+    /// Reading the source failed.
+    Read(std::io::Error),
+    /// The staging area failed.
+    Staging(Error),
 }
 
 /// Removes staging directories in `parent` whose process is gone (it crashed or was
