@@ -22,7 +22,7 @@ fn reload(c: &mut Criterion) {
     group.bench_function("floor: copy + dlopen + dlsym", |b| {
         b.iter(|| {
             n += 1;
-            floor_load(&fixtures.v1, staging.path(), n)
+            floor_load(&fixtures.v1, staging.path(), n).load
         })
     });
     for (label, bytes) in [("0 B", 0), ("1 MiB", 1 << 20)] {

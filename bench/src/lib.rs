@@ -77,10 +77,19 @@ pub fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     samples[((samples.len() - 1) as f64 * q).round() as usize]
 }
 
-/// The floor of a reload: what loading new code costs with nothing else: copy the library
-/// to a fresh path, `dlopen` it, look up its create symbol, and (to stay in a steady state,
-/// as a reload also does for the old version) `dlclose` and delete the copy.
-pub fn floor_load(library: &Path, dir: &Path, n: usize) -> Duration {
+/// The floor of a reload, by hand: copy the library to a fresh path, `dlopen` it and look
+/// up its create symbol (`load`); then `dlclose` it and delete the copy (`close`), the
+/// floor of retiring an old version.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    /// Copy + dlopen + dlsym.
+    pub load: Duration,
+    /// dlclose + delete.
+    pub close: Duration,
+}
+
+/// Runs the floor once.
+pub fn floor_load(library: &Path, dir: &Path, n: usize) -> Floor {
     let symbol = create_symbol(library);
     let copy = dir.join(format!("floor-{n}.so"));
     let started = Instant::now();
@@ -91,9 +100,14 @@ pub fn floor_load(library: &Path, dir: &Path, n: usize) -> Duration {
     // SAFETY: the symbol exists (found in the file) and is only looked up, not called.
     let create = unsafe { lib.get::<*const u8>(symbol.as_bytes()) }.unwrap();
     std::hint::black_box(*create);
+    let load = started.elapsed();
+    let started = Instant::now();
     lib.close().unwrap();
     std::fs::remove_file(&copy).unwrap();
-    started.elapsed()
+    Floor {
+        load,
+        close: started.elapsed(),
+    }
 }
 
 fn create_symbol(library: &Path) -> String {
@@ -138,10 +152,15 @@ pub struct ReloadFigures {
     pub state_bytes: usize,
     /// Median of the whole `reload` call (stage, swap, retire the old library).
     pub reload: Duration,
-    /// Median of save -> load new -> restore -> swap, as `Reloaded::took` reports.
+    /// Median of stage -> load new -> save -> restore -> init, ready to swap
+    /// (`Reloaded::took`).
     pub swap: Duration,
-    /// Median of the floor, interleaved with the reloads.
+    /// Median of retiring the old version: the whole call minus the swap.
+    pub retire: Duration,
+    /// Median floor of loading: copy + dlopen + dlsym, interleaved with the reloads.
     pub floor: Duration,
+    /// Median floor of retiring: dlclose + delete.
+    pub floor_close: Duration,
     /// Samples of each.
     pub samples: usize,
 }
@@ -151,7 +170,8 @@ pub fn reload_call(library: &Path, state_bytes: usize, samples: usize) -> Reload
     let staging = Arc::new(Staging::new().unwrap());
     let dir = staging.path().to_owned();
     let mut module = loaded_with_state(library, state_bytes, &staging);
-    let (mut reloads, mut swaps, mut floors) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut reloads, mut swaps, mut retires) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut floors, mut closes) = (Vec::new(), Vec::new());
     for i in 0..samples + 3 {
         let started = Instant::now();
         let reloaded = module.reload(library, &frame(i as u64)).unwrap();
@@ -160,7 +180,9 @@ pub fn reload_call(library: &Path, state_bytes: usize, samples: usize) -> Reload
         if i >= 3 {
             reloads.push(reload);
             swaps.push(reloaded.took);
-            floors.push(floor);
+            retires.push(reload.saturating_sub(reloaded.took));
+            floors.push(floor.load);
+            closes.push(floor.close);
         }
         assert!(
             reloaded.state_bytes >= state_bytes,
@@ -171,7 +193,9 @@ pub fn reload_call(library: &Path, state_bytes: usize, samples: usize) -> Reload
         state_bytes,
         reload: median(&mut reloads),
         swap: median(&mut swaps),
+        retire: median(&mut retires),
         floor: median(&mut floors),
+        floor_close: median(&mut closes),
         samples,
     }
 }
@@ -226,7 +250,7 @@ pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
         let latency = renamed.elapsed();
         if i >= 2 {
             latencies.push(latency);
-            floors.push(floor_load(source, staging.path(), i));
+            floors.push(floor_load(source, staging.path(), i).load);
         }
     }
     engine.shutdown().unwrap();

@@ -235,3 +235,57 @@ fn sixty_fps_run_with_a_rebuild_midway_keeps_every_frame_and_the_state() {
     drop(engine);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `run()` stops on SIGTERM after the frame in progress, and every module's shutdown runs.
+#[test]
+fn sigterm_stops_run_gracefully() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    struct Terminator {
+        frames: Arc<AtomicU64>,
+        shut_down: Arc<AtomicBool>,
+    }
+    impl grove::Module for Terminator {
+        fn process(&mut self, _ctx: &mut grove::Context) {
+            if self.frames.fetch_add(1, Ordering::SeqCst) == 4 {
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &std::process::id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
+        fn shutdown(&mut self, _ctx: &mut grove::Context) {
+            self.shut_down.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let frames = Arc::new(AtomicU64::new(0));
+    let shut_down = Arc::new(AtomicBool::new(false));
+    let mut engine = Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    engine
+        .add_static(
+            "terminator",
+            Terminator {
+                frames: Arc::clone(&frames),
+                shut_down: Arc::clone(&shut_down),
+            },
+        )
+        .unwrap();
+    engine
+        .add_static("counter-static", counter::Counter::default())
+        .unwrap();
+    // Only the signal handler sets the stop flag, so `run` returning proves it ran.
+    engine.run().unwrap();
+    assert!(frames.load(Ordering::SeqCst) >= 5);
+    assert!(shut_down.load(Ordering::SeqCst), "shutdown ran");
+    assert!(
+        engine.module_names().is_empty(),
+        "every module was shut down and unloaded"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod engine;
 mod faults;
+mod live_crate;
 mod logs;
 mod reliability;
 mod reload;

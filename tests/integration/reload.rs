@@ -186,3 +186,40 @@ fn missing_and_garbage_files_are_clear_errors() {
     assert!(matches!(err, Error::NotAModule { .. }), "{err:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_module_built_by_another_rustc_loads_and_reloads() {
+    let staging = std::sync::Arc::new(Staging::new().unwrap());
+    let mut module = LoadedModule::load_in(&counter("v1"), &staging, &frame(0)).unwrap();
+    let ours = module.header().rustc_version.clone();
+    assert!(ours.starts_with("rustc "), "{ours}");
+    // The same library, claiming another compiler (same length, so nothing moves).
+    let other: String = ours
+        .char_indices()
+        .map(|(i, c)| {
+            if i == 6 {
+                if c == '9' { '8' } else { '9' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut bytes = std::fs::read(counter("v2")).unwrap();
+    let mut patched = 0;
+    while let Some(at) = bytes.windows(ours.len()).position(|w| w == ours.as_bytes()) {
+        bytes[at..at + ours.len()].copy_from_slice(other.as_bytes());
+        patched += 1;
+    }
+    assert!(patched >= 1, "the header's rustc version is in the file");
+    let dir = scratch_dir();
+    let path = dir.join("libcounter-other-rustc.so");
+    std::fs::write(&path, &bytes).unwrap();
+
+    module.process(&frame(0)).unwrap();
+    module.reload(&path, &frame(1)).unwrap();
+    assert_eq!(module.header().rustc_version, other);
+    module.process(&frame(1)).unwrap();
+    assert_eq!(counter_state(&mut module).count, 2);
+    drop(module);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -52,3 +52,24 @@ fn a_panicking_static_module_is_contained() {
     assert!(err.to_string().contains("static boom"), "{err}");
     assert!(module.fault().is_some());
 }
+
+#[test]
+fn two_module_crates_link_into_one_binary() {
+    // Both crates export a header and a create function; linking them together (which
+    // this test binary does) works because the names carry the crate and the type.
+    let mut engine = grove_runtime::Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    engine
+        .add_static("counter", counter::Counter::default())
+        .unwrap();
+    engine
+        .add_static("hello", hello_module::Hello::default())
+        .unwrap();
+    engine.run_frames(3);
+    let stats = engine.stats();
+    assert_eq!(stats.modules.len(), 2);
+    assert!(stats.modules.iter().all(|m| m.frames == 3));
+}

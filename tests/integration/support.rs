@@ -28,7 +28,7 @@ const COUNTER_VARIANTS: &[&str] = &[
     "pin_tls",
 ];
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
