@@ -19,10 +19,10 @@ fn reload(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     let staging = Arc::new(Staging::new().unwrap());
     let mut n = 0;
-    group.bench_function("floor: copy + dlopen + dlsym", |b| {
+    group.bench_function("floor: copy + dlopen + dlsym + dlclose + delete", |b| {
         b.iter(|| {
             n += 1;
-            floor_load(&fixtures.v1, staging.path(), n).load
+            floor_load(&fixtures.v1, staging.path(), n)
         })
     });
     for (label, bytes) in [("0 B", 0), ("1 MiB", 1 << 20)] {
