@@ -106,11 +106,7 @@ impl HostedModule {
     /// faulted by it.
     pub fn process_contained(&mut self, frame: &FrameInfo) -> Result<()> {
         catch_unwind(AssertUnwindSafe(|| self.process(frame))).unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+            let message = crate::error::panic_message(&*payload);
             Err(Error::Panicked {
                 module: self.name().to_owned(),
                 path: self.path().to_owned(),

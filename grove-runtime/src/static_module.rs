@@ -60,11 +60,7 @@ impl StaticModule {
         let mut ctx = Context::from_frame(*frame);
         let module = &mut *self.module;
         catch_unwind(AssertUnwindSafe(|| f(module, &mut ctx))).map_err(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+            let message = crate::error::panic_message(&*payload);
             self.fault = Some(message.clone());
             Error::Panicked {
                 module: self.name.clone(),
