@@ -442,14 +442,14 @@ impl Engine {
         let mut events = Vec::new();
         let mut reloads = Vec::new();
         for hosted in &mut self.modules {
-            let name = hosted.name().to_owned();
             if let Some(build) = &hosted.build {
                 while let Some(event) = build.poll() {
+                    let name = hosted.name();
                     match event {
                         BuildEvent::Started => {
                             tracing::info!(module = %name, "rebuilding");
                             events.push(EngineEvent::BuildStarted {
-                                module: name.clone(),
+                                module: name.to_owned(),
                             });
                         }
                         BuildEvent::Finished { took, .. } => {
@@ -458,7 +458,7 @@ impl Engine {
                         BuildEvent::Failed { error } => {
                             tracing::error!(module = %name, "build failed, the running version keeps going:\n{error}");
                             events.push(EngineEvent::BuildFailed {
-                                module: name.clone(),
+                                module: name.to_owned(),
                                 error: Error::Build {
                                     dir: hosted.crate_dir.clone().unwrap_or_default(),
                                     source: Arc::new(error),
@@ -468,9 +468,12 @@ impl Engine {
                     }
                 }
             }
+            // Nothing above allocates unless something happened: this runs for every
+            // module, every frame.
             let Some(new) = hosted.watcher.as_ref().and_then(LibraryWatcher::poll) else {
                 continue;
             };
+            let name = hosted.name().to_owned();
             let Some(module) = hosted.loaded_mut() else {
                 continue;
             };

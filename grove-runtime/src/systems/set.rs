@@ -75,6 +75,11 @@ impl Systems {
         modules: &mut [HostedModule],
         frame: &FrameInfo,
     ) -> Vec<(usize, Error)> {
+        if let [only] = self.systems.as_mut_slice() {
+            // The usual case: one system, and every module in it, in order.
+            let mut all: Vec<&mut HostedModule> = modules.iter_mut().collect();
+            return only.run_frame(&mut all, frame);
+        }
         let mut groups: Vec<Group<'_>> = self
             .systems
             .iter()
