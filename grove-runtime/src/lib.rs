@@ -1,20 +1,39 @@
-//! The host side of grove: load module libraries, run them, and reload them with their
-//! state.
+//! The host side of grove: load module libraries, run them every frame, and swap rebuilt
+//! libraries in between two frames with their state.
 //!
-//! ```no_run
-//! use grove::abi::FrameInfo;
-//! use grove_runtime::LoadedModule;
+//! ```
+//! use grove::{Context, Module};
+//! use grove_runtime::{Engine, EngineEvent};
+//!
+//! #[derive(Default)]
+//! struct Ticker {
+//!     ticks: u64,
+//! }
+//!
+//! impl Module for Ticker {
+//!     fn process(&mut self, _ctx: &mut Context) {
+//!         self.ticks += 1;
+//!     }
+//! }
 //!
 //! # fn main() -> Result<(), grove_runtime::Error> {
-//! let mut module = LoadedModule::load("target/debug/libcounter.so")?;
-//! let mut frame = FrameInfo::default();
-//! module.process(&frame)?;
-//! // ... the library is rebuilt ...
-//! frame.frame += 1;
-//! let reloaded = module.reload("target/debug/libcounter.so".as_ref(), &frame)?;
-//! println!("generation {} in {:?}", reloaded.generation, reloaded.took);
+//! let mut engine = Engine::builder().fps(0.0).build()?; // unpaced; 60 FPS by default
+//! let events = engine.subscribe();
+//! // A module linked into the host. During development, load it from its library instead:
+//! // `engine.load_module("target/debug/libticker.so")?` or `engine.watch_crate("ticker")?`,
+//! // and every rebuild is swapped in between two frames, its state carried over.
+//! engine.add_static("ticker", Ticker::default())?;
+//! engine.run_frames(3);
+//! assert_eq!(engine.stats().modules[0].frames, 3);
+//! assert!(matches!(events.try_recv(), Ok(EngineEvent::Loaded { .. })));
+//! engine.shutdown()?;
 //! # Ok(()) }
 //! ```
+//!
+//! The pieces, each usable alone: [`Engine`] (the frame loop, watching, events, stats),
+//! [`LoadedModule`] (one module from a library file, and the reload transaction),
+//! [`StaticModule`], the module systems ([`Sequential`], [`Threaded`], [`Pool`]) and
+//! [`Staging`] (where library copies go, and which files may be loaded).
 //!
 //! # Known problems
 //! - Linux only for now: the loader reads ELF files and `/proc/self/maps`.
