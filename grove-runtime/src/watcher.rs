@@ -114,7 +114,6 @@ pub(crate) struct LibraryWatcher {
     newest: Arc<Mutex<Option<NewLibrary>>>,
     stop: mpsc::Sender<Message>,
     thread: Option<JoinHandle<()>>,
-    _watcher: RecommendedWatcher,
 }
 
 enum Message {
@@ -136,7 +135,7 @@ impl LibraryWatcher {
         }
         let (sender, receiver) = mpsc::channel();
         let events = sender.clone();
-        let mut watcher = notify::recommended_watcher(move |event| {
+        let watcher = notify::recommended_watcher(move |event| {
             let _ = events.send(Message::Event(event));
         })
         .and_then(|mut watcher| {
@@ -151,9 +150,11 @@ impl LibraryWatcher {
         let newest = Arc::new(Mutex::new(None));
         let mut checker = Checker {
             path: path.to_owned(),
+            dir: dir.clone(),
             name,
             last_hash: loaded_hash,
             newest: Arc::clone(&newest),
+            watcher,
         };
         let thread = std::thread::Builder::new()
             .name("grove-library-watcher".into())
@@ -161,20 +162,12 @@ impl LibraryWatcher {
             .map_err(|source| WatchError::Thread {
                 path: path.to_owned(),
                 source,
-            });
-        let thread = match thread {
-            Ok(thread) => thread,
-            Err(e) => {
-                let _ = watcher.unwatch(&dir);
-                return Err(e);
-            }
-        };
+            })?;
         tracing::debug!(path = %path.display(), dir = %dir.display(), "watching library");
         Ok(Self {
             newest,
             stop: sender,
             thread: Some(thread),
-            _watcher: watcher,
         })
     }
 
@@ -210,10 +203,17 @@ fn split(path: &Path) -> (PathBuf, OsString) {
 /// The background side: reads and checks the file when events say it may have changed.
 struct Checker {
     path: PathBuf,
+    /// The directory watched: the file's parent.
+    dir: PathBuf,
     name: OsString,
     last_hash: u64,
     newest: Arc<Mutex<Option<NewLibrary>>>,
+    /// Owned here, so the watch can be renewed when the directory comes back.
+    watcher: RecommendedWatcher,
 }
+
+/// How often a deleted directory (`cargo clean`) is looked for again.
+const LOST_DIRECTORY_POLL: Duration = Duration::from_millis(200);
 
 /// What a check of the file found.
 #[derive(Debug, PartialEq, Eq)]
@@ -266,6 +266,15 @@ impl Checker {
                 }
                 next = receiver.try_recv().ok();
             }
+            if !self.dir.is_dir() {
+                // The directory went (`cargo clean`), and the kernel dropped its watch with
+                // it: wait for it to come back and watch it anew.
+                recheck = None;
+                if !self.rewatch_when_back(receiver) {
+                    return;
+                }
+                concerns_file = true;
+            }
             if !concerns_file {
                 continue;
             }
@@ -273,6 +282,33 @@ impl Checker {
                 Found::Partial => Some((Instant::now() + RECHECK_DELAYS[0], 0)),
                 _ => None,
             };
+        }
+    }
+
+    /// Waits until the watched directory exists again, then watches it. Returns `false`
+    /// when told to stop first.
+    fn rewatch_when_back(&mut self, receiver: &mpsc::Receiver<Message>) -> bool {
+        tracing::info!(dir = %self.dir.display(), "library directory removed; watching for it to come back");
+        loop {
+            match receiver.recv_timeout(LOST_DIRECTORY_POLL) {
+                Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                // Events about the old directory carry nothing now.
+                Ok(Message::Event(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if !self.dir.is_dir() {
+                continue;
+            }
+            let _ = self.watcher.unwatch(&self.dir);
+            match self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::info!(dir = %self.dir.display(), "library directory back; watching it again");
+                    return true;
+                }
+                // Gone again between the look and the watch: keep looking.
+                Err(e) => {
+                    tracing::debug!(dir = %self.dir.display(), error = %e, "cannot watch yet")
+                }
+            }
         }
     }
 
@@ -632,6 +668,28 @@ mod tests {
         let (setup, watcher) = setup();
         std::fs::write(setup.path.with_file_name("libother.so"), &setup.second).unwrap();
         assert_quiet(&watcher);
+    }
+
+    #[test]
+    fn a_directory_removed_and_recreated_is_watched_again() {
+        // As `cargo clean` then a build: the whole target directory goes, then comes back.
+        let root = tempfile::tempdir().unwrap();
+        let debug = root.path().join("target/debug");
+        std::fs::create_dir_all(&debug).unwrap();
+        let path = debug.join("libmodule.so");
+        let (first, second) = two_libraries();
+        std::fs::write(&path, &first).unwrap();
+        let watcher = LibraryWatcher::new(&path, xxhash_rust::xxh3::xxh3_64(&first)).unwrap();
+        std::fs::remove_dir_all(root.path().join("target")).unwrap();
+        std::thread::sleep(LOST_DIRECTORY_POLL * 2);
+        assert!(watcher.poll().is_none());
+        std::fs::create_dir_all(&debug).unwrap();
+        std::fs::write(&path, &second).unwrap();
+        let new = next_report(&watcher).expect("the rebuilt library was not reported");
+        assert!(
+            new.bytes == second,
+            "reported bytes are not the rebuilt library"
+        );
     }
 
     #[test]
