@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, Staging, Unmapped, mapped_files_in};
 
-use crate::support::{counter, counter_state, frame, plain_cdylib, scratch_dir};
+use crate::support::{counter, counter_state, frame, open_fds_under, plain_cdylib, scratch_dir};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -207,7 +207,7 @@ fn chaos_every_panic_is_contained_and_nothing_leaks() {
         .add_static("calm-b", counter::Counter::default())
         .unwrap();
     let staging = engine.staging().path().to_owned();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let fds = || open_fds_under(&staging);
     let (fds_before, mapped_before) = (fds(), mapped_files_in(&staging));
     let frames = 2_000;
     let mut panicked = 0;
@@ -232,7 +232,7 @@ fn chaos_every_panic_is_contained_and_nothing_leaks() {
         frames as usize - panicked,
         "every frame that did not panic counted, across {panicked} reloads"
     );
-    assert!(fds() <= fds_before + 1, "no fd leaked");
+    assert_eq!(fds(), fds_before, "no fd left open on a staged library");
     assert_eq!(
         mapped_files_in(&staging),
         mapped_before,
@@ -326,7 +326,7 @@ fn rebuild_storm_never_loads_a_partial_file_and_ends_on_the_last_version() {
 fn a_thousand_reloads_leave_nothing_behind() {
     let staging = Arc::new(Staging::new().unwrap());
     let mut module = LoadedModule::load_in(&counter("v1"), &staging, &frame(0)).unwrap();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let fds = || open_fds_under(staging.path());
     module.reload(&counter("v2"), &frame(0)).unwrap();
     let (fds_before, mapped_before) = (fds(), mapped_files_in(staging.path()));
     for i in 0..1000u64 {
@@ -344,7 +344,7 @@ fn a_thousand_reloads_leave_nothing_behind() {
         1000,
         "state carried through every reload"
     );
-    assert!(fds() <= fds_before, "open fds back to baseline");
+    assert_eq!(fds(), fds_before, "no fd left open on a staged library");
     assert_eq!(
         mapped_files_in(staging.path()),
         mapped_before,

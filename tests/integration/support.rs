@@ -141,3 +141,13 @@ pub fn plain_cdylib() -> PathBuf {
         })
         .clone()
 }
+
+/// Open file descriptors of this process that point into `dir`: what a leak of the
+/// loader's would show, unaffected by the other tests running alongside.
+pub fn open_fds_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
