@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use grove_runtime::{Engine, EngineEvent};
 
-use crate::support::{CounterState, counter, scratch_dir};
+use crate::support::{CounterState, counter, scratch_dir, unpaced_engine};
 
 /// Steps `engine` until `done` says so, or fails after a few seconds (the watcher works
 /// on its own thread; nothing here asserts how fast).
@@ -168,12 +168,7 @@ fn a_refused_new_file_keeps_the_old_version_running() {
 
 #[test]
 fn a_panicking_module_is_skipped_while_the_others_run() {
-    let dir = scratch_dir();
-    let mut engine = Engine::builder()
-        .fps(0.0)
-        .watch_files(false)
-        .build()
-        .unwrap();
+    let mut engine = unpaced_engine();
     let events = engine.subscribe();
     engine.load_module(counter("panic_process")).unwrap();
     engine
@@ -199,8 +194,6 @@ fn a_panicking_module_is_skipped_while_the_others_run() {
         stats.modules[1].frames, 10,
         "the other module ran every frame"
     );
-    drop(engine);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// GroveEngine's test engine: 60 FPS, 300 frames, a rebuild half-way.
@@ -263,11 +256,7 @@ fn sigterm_stops_run_gracefully() {
 
     let frames = Arc::new(AtomicU64::new(0));
     let shut_down = Arc::new(AtomicBool::new(false));
-    let mut engine = Engine::builder()
-        .fps(0.0)
-        .watch_files(false)
-        .build()
-        .unwrap();
+    let mut engine = unpaced_engine();
     engine
         .add_static(
             "terminator",

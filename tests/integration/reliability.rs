@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, Staging, Unmapped, mapped_files_in};
 
-use crate::support::{counter, counter_state, frame, open_fds_under, plain_cdylib, scratch_dir};
+use crate::support::{
+    counter, counter_state, frame, open_fds_under, plain_cdylib, scratch_dir, unpaced_engine,
+};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -193,11 +195,7 @@ fn panics(events: &Receiver<EngineEvent>) -> usize {
 
 #[test]
 fn chaos_every_panic_is_contained_and_nothing_leaks() {
-    let mut engine = Engine::builder()
-        .fps(0.0)
-        .watch_files(false)
-        .build()
-        .unwrap();
+    let mut engine = unpaced_engine();
     let events = engine.subscribe();
     engine.load_module(counter("chaos")).unwrap();
     engine

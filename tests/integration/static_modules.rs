@@ -5,7 +5,7 @@ use grove_runtime::{LoadedModule, StaticModule};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::logs::Capture;
-use crate::support::{counter, counter_state, frame};
+use crate::support::{counter, counter_state, frame, unpaced_engine};
 
 #[test]
 fn static_and_loaded_modules_run_side_by_side() {
@@ -57,11 +57,7 @@ fn a_panicking_static_module_is_contained() {
 fn two_module_crates_link_into_one_binary() {
     // Both crates export a header and a create function; linking them together (which
     // this test binary does) works because the names carry the crate and the type.
-    let mut engine = grove_runtime::Engine::builder()
-        .fps(0.0)
-        .watch_files(false)
-        .build()
-        .unwrap();
+    let mut engine = unpaced_engine();
     engine
         .add_static("counter", counter::Counter::default())
         .unwrap();

@@ -151,3 +151,13 @@ pub fn open_fds_under(dir: &Path) -> usize {
         .filter(|target| target.starts_with(dir))
         .count()
 }
+
+/// An engine that runs frames as fast as it is stepped and does not watch files: the
+/// tests drive reloads themselves.
+pub fn unpaced_engine() -> grove_runtime::Engine {
+    grove_runtime::Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap()
+}
