@@ -246,11 +246,10 @@ impl Engine {
     }
 
     fn find_mut(&mut self, name: &str) -> Result<&mut HostedModule> {
-        let unknown = self.unknown(name);
-        self.modules
-            .iter_mut()
-            .find(|m| m.name() == name)
-            .ok_or(unknown)
+        match self.modules.iter().position(|m| m.name() == name) {
+            Some(index) => Ok(&mut self.modules[index]),
+            None => Err(self.unknown(name)),
+        }
     }
 
     fn unknown(&self, name: &str) -> Error {
