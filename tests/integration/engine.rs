@@ -2,13 +2,13 @@
 //! replaced, exactly once, never takes a partial file, and the new code runs on the frame
 //! that follows; a GroveEngine-style run keeps every frame and the state.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use grove_runtime::{Engine, EngineEvent};
 
-use crate::support::{CounterState, counter, scratch_dir, unpaced_engine};
+use crate::support::{CounterState, counter, engine_on_copy, scratch_dir, unpaced_engine};
 
 /// Steps `engine` until `done` says so, or fails after a few seconds (the watcher works
 /// on its own thread; nothing here asserts how fast).
@@ -43,21 +43,11 @@ fn state(engine: &mut Engine) -> CounterState {
     engine.module_state("counter").unwrap()
 }
 
-/// An unpaced engine running the v1 counter from a private copy at `dir/libcounter.so`.
-fn engine_on_copy(dir: &Path) -> (Engine, Receiver<EngineEvent>, PathBuf) {
-    let path = dir.join("libcounter.so");
-    std::fs::copy(counter("v1"), &path).unwrap();
-    let mut engine = Engine::builder().fps(0.0).build().unwrap();
-    let events = engine.subscribe();
-    engine.load_module(&path).unwrap();
-    (engine, events, path)
-}
-
 /// Replaces the library, then checks: one reload, state kept, v2's code ran in the frame
 /// that applied it.
 fn check_replacement(replace: impl FnOnce(&Path, &[u8])) {
     let dir = scratch_dir();
-    let (mut engine, events, path) = engine_on_copy(&dir);
+    let (mut engine, events, path) = engine_on_copy(&dir, 0.0);
     engine.run_frames(5);
     assert_eq!(state(&mut engine).total, 5);
 
@@ -122,7 +112,7 @@ fn a_file_written_in_two_halves_is_not_loaded_until_complete() {
     use std::io::Write;
 
     let dir = scratch_dir();
-    let (mut engine, events, path) = engine_on_copy(&dir);
+    let (mut engine, events, path) = engine_on_copy(&dir, 0.0);
     let bytes = std::fs::read(counter("v2")).unwrap();
     let (first, second) = bytes.split_at(bytes.len() / 2);
     let mut file = std::fs::File::create(&path).unwrap();
@@ -146,7 +136,7 @@ fn a_file_written_in_two_halves_is_not_loaded_until_complete() {
 #[test]
 fn a_refused_new_file_keeps_the_old_version_running() {
     let dir = scratch_dir();
-    let (mut engine, events, path) = engine_on_copy(&dir);
+    let (mut engine, events, path) = engine_on_copy(&dir, 0.0);
     engine.run_frames(3);
     let tmp = path.with_extension("tmp");
     std::fs::copy(counter("incompatible"), &tmp).unwrap();
@@ -200,11 +190,7 @@ fn a_panicking_module_is_skipped_while_the_others_run() {
 #[test]
 fn sixty_fps_run_with_a_rebuild_midway_keeps_every_frame_and_the_state() {
     let dir = scratch_dir();
-    let path = dir.join("libcounter.so");
-    std::fs::copy(counter("v1"), &path).unwrap();
-    let mut engine = Engine::builder().fps(60.0).build().unwrap();
-    let events = engine.subscribe();
-    engine.load_module(&path).unwrap();
+    let (mut engine, events, path) = engine_on_copy(&dir, 60.0);
     engine.run_frames(150);
     let tmp = dir.join("libcounter.tmp");
     std::fs::copy(counter("v2"), &tmp).unwrap();

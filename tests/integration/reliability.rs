@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, Staging, Unmapped, mapped_files_in};
 
 use crate::support::{
-    counter, counter_state, frame, open_fds_under, plain_cdylib, scratch_dir, unpaced_engine,
+    counter, counter_state, engine_on_copy, frame, open_fds_under, plain_cdylib, scratch_dir,
+    unpaced_engine,
 };
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -248,11 +249,7 @@ fn rebuild_storm_never_loads_a_partial_file_and_ends_on_the_last_version() {
     use std::io::Write;
 
     let dir = scratch_dir();
-    let path = dir.join("libcounter.so");
-    std::fs::copy(counter("v1"), &path).unwrap();
-    let mut engine = Engine::builder().fps(60.0).build().unwrap();
-    let events = engine.subscribe();
-    engine.load_module(&path).unwrap();
+    let (mut engine, events, path) = engine_on_copy(&dir, 60.0);
 
     let v1 = std::fs::read(counter("v1")).unwrap();
     let v2 = std::fs::read(counter("v2")).unwrap();

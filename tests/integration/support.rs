@@ -161,3 +161,21 @@ pub fn unpaced_engine() -> grove_runtime::Engine {
         .build()
         .unwrap()
 }
+
+/// An engine at `fps` (0: unpaced) watching and running the v1 counter from a private
+/// copy at `dir/libcounter.so`, with its event stream and the copy's path.
+pub fn engine_on_copy(
+    dir: &Path,
+    fps: f64,
+) -> (
+    grove_runtime::Engine,
+    std::sync::mpsc::Receiver<grove_runtime::EngineEvent>,
+    PathBuf,
+) {
+    let path = dir.join("libcounter.so");
+    std::fs::copy(counter("v1"), &path).unwrap();
+    let mut engine = grove_runtime::Engine::builder().fps(fps).build().unwrap();
+    let events = engine.subscribe();
+    engine.load_module(&path).unwrap();
+    (engine, events, path)
+}
