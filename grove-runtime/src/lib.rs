@@ -45,7 +45,6 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
-mod cargo_output;
 mod elf;
 mod engine;
 mod error;

@@ -1,0 +1,162 @@
+//! Building module crates with cargo, and rebuilding them in the background when their
+//! sources change, so that frames never wait for rustc.
+//!
+//! What the host sees is here: [`BuildOptions`], [`BuildEvent`] and [`BuildError`]. The work
+//! is split by job: [`cargo`] runs cargo on a crate ([`CrateBuilder`]) and collects its
+//! library and diagnostics, [`cargo_output`] reads what cargo prints, and [`watch`] watches
+//! the crate's sources and rebuilds it on a background thread ([`BuildWatch`]).
+
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod cargo;
+mod cargo_output;
+#[cfg(test)]
+mod test_crate;
+mod watch;
+
+pub(crate) use cargo::CrateBuilder;
+pub(crate) use watch::BuildWatch;
+
+/// How to build a module crate.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// `--release`.
+    pub release: bool,
+    /// `--target-dir` (relative to the current directory); cargo's default (or
+    /// `CARGO_TARGET_DIR`) when `None`.
+    pub target_dir: Option<PathBuf>,
+    /// `--features`.
+    pub features: Vec<String>,
+}
+
+/// What a background build reports, in order: `Started`, then `Finished` or `Failed`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildEvent {
+    /// A source changed and a build started.
+    Started,
+    /// The build succeeded; the library is at `artifact`.
+    Finished {
+        /// The crate's cdylib.
+        artifact: PathBuf,
+        /// How long cargo ran.
+        took: Duration,
+    },
+    /// The build failed. The library from the last successful build is still in place.
+    Failed {
+        /// Why.
+        error: BuildError,
+    },
+}
+
+/// A module crate that could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The directory is not a crate that can be built.
+    #[error("{dir} is not a module crate: {reason}")]
+    NotACrate {
+        /// The directory given.
+        dir: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
+    /// cargo could not be started.
+    #[error(
+        "cannot start `{cargo}` to build {dir}: {source}; is cargo on PATH? (or set CARGO to \
+         its path)",
+        cargo = .cargo.to_string_lossy()
+    )]
+    CargoUnavailable {
+        /// The program run: `$CARGO`, or `cargo`.
+        cargo: OsString,
+        /// The crate's directory.
+        dir: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// cargo's output could not be read.
+    #[error("lost cargo's output while building crate `{krate}`: {source}")]
+    CargoOutput {
+        /// The crate's package name.
+        krate: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The crate does not compile.
+    #[error("crate `{krate}` in {dir} failed to build:{}", first_error(.errors))]
+    Compile {
+        /// The crate's package name.
+        krate: String,
+        /// The crate's directory.
+        dir: PathBuf,
+        /// The errors as rustc renders them (or cargo's own error, when it failed before
+        /// compiling), in order.
+        errors: Vec<String>,
+        /// The warnings as rustc renders them, in order.
+        warnings: Vec<String>,
+    },
+
+    /// The crate built, but produced no shared library to load.
+    #[error(
+        "crate `{krate}` builds no cdylib, so there is no library to load: add \
+         `crate-type = [\"cdylib\", \"rlib\"]` under [lib] in {manifest}"
+    )]
+    NoCdylib {
+        /// The crate's package name.
+        krate: String,
+        /// Its Cargo.toml.
+        manifest: PathBuf,
+    },
+
+    /// The crate's sources cannot be watched.
+    #[error(
+        "cannot watch {dir} for changes: {source}; if the limit on inotify watches is \
+         reached, raise fs.inotify.max_user_watches"
+    )]
+    Watch {
+        /// The directory.
+        dir: PathBuf,
+        /// What notify said.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+impl BuildError {
+    /// Every diagnostic of a failed compile, rendered as rustc prints them: warnings first,
+    /// then errors, so that the errors end up at the bottom of a terminal.
+    pub fn rendered(&self) -> Option<String> {
+        match self {
+            BuildError::Compile {
+                errors, warnings, ..
+            } => Some(
+                warnings
+                    .iter()
+                    .chain(errors)
+                    .map(|d| d.trim_end())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn first_error(errors: &[String]) -> String {
+    let Some(first) = errors.first() else {
+        return " cargo reported no error message".into();
+    };
+    match errors.len() {
+        1 => format!("\n{}", first.trim_end()),
+        n => format!("\n{}\n({} more errors)", first.trim_end(), n - 1),
+    }
+}
