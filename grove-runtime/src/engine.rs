@@ -25,7 +25,7 @@ use crate::loaded::{LoadedModule, Reloaded};
 use crate::staging::Staging;
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, Stats};
-use crate::systems::{ModuleSystem, Sequential, Strategy, Systems};
+use crate::systems::{ModuleSystem, Strategy, Systems};
 use crate::watcher::LibraryWatcher;
 
 /// The default frame rate.
@@ -59,17 +59,29 @@ pub struct Engine {
 #[derive(Debug)]
 pub struct EngineBuilder {
     fps: f64,
-    system: Box<dyn ModuleSystem>,
+    system: DefaultSystem,
+    /// `None`: the main thread's ([`Strategy::default_stack_size`]).
+    worker_stack_size: Option<usize>,
     watch_files: bool,
     staging: Option<Arc<Staging>>,
     allow_world_writable: bool,
+}
+
+/// The engine's default system, as the builder was told it. A strategy's system is made in
+/// [`EngineBuilder::build`], so that it gets the worker stack size whatever the order of
+/// the calls.
+#[derive(Debug)]
+enum DefaultSystem {
+    Strategy(Strategy),
+    Given(Box<dyn ModuleSystem>),
 }
 
 impl Default for EngineBuilder {
     fn default() -> Self {
         Self {
             fps: DEFAULT_FPS,
-            system: Box::new(Sequential),
+            system: DefaultSystem::Strategy(Strategy::Sequential),
+            worker_stack_size: None,
             watch_files: true,
             staging: None,
             allow_world_writable: false,
@@ -85,15 +97,33 @@ impl EngineBuilder {
     }
 
     /// How modules are run each frame, unless they are added with a strategy of their own;
-    /// [`Sequential`] by default.
+    /// [`Sequential`](crate::Sequential) by default. A system given here keeps its own
+    /// stack size for its threads ([`EngineBuilder::worker_stack_size`] does not change it).
     pub fn system(mut self, system: impl ModuleSystem + 'static) -> Self {
-        self.system = Box::new(system);
+        self.system = DefaultSystem::Given(Box::new(system));
         self
     }
 
     /// As [`EngineBuilder::system`], with a built-in strategy (see [`Strategy::recommend`]).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.system = strategy.system();
+        self.system = DefaultSystem::Strategy(strategy);
+        self
+    }
+
+    /// The stack size, in bytes, of the threads that run modules under every system the
+    /// engine creates from a [`Strategy`] ([`Threaded`](crate::Threaded)'s and
+    /// [`Pool`](crate::Pool)'s): the default one ([`EngineBuilder::strategy`]) and those
+    /// made for modules added with a strategy of their own. The OS may round it up.
+    ///
+    /// By default the main thread's stack size ([`Strategy::default_stack_size`]: the
+    /// `RLIMIT_STACK` soft limit, 8 MiB if it is unlimited or cannot be read), not `std`'s
+    /// 2 MiB: a module that recurses deep enough to work under
+    /// [`Sequential`](crate::Sequential) on the main thread would otherwise overflow its
+    /// stack, which aborts the whole process, once run on another system's thread. Set it
+    /// higher for modules that recurse deeper, or lower to save address space with many
+    /// [`Strategy::Threaded`] modules.
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.worker_stack_size = Some(bytes);
         self
     }
 
@@ -123,9 +153,16 @@ impl EngineBuilder {
             Some(staging) => staging,
             None => Arc::new(Staging::new()?.allow_world_writable(self.allow_world_writable)),
         };
+        let stack_size = self
+            .worker_stack_size
+            .unwrap_or_else(Strategy::default_stack_size);
+        let system = match self.system {
+            DefaultSystem::Strategy(strategy) => strategy.system_with_stack_size(stack_size),
+            DefaultSystem::Given(system) => system,
+        };
         Ok(Engine {
             modules: Vec::new(),
-            systems: Systems::new(self.system),
+            systems: Systems::new(system, stack_size),
             pacer: FramePacer::new(self.fps),
             clock: FrameClock::default(),
             subscribers: Subscribers::default(),

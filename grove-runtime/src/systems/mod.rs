@@ -8,6 +8,10 @@
 //! - [`Threaded`]: a thread of its own for each module, all in lockstep;
 //! - [`Pool`]: tasks on a fixed pool of threads, one per core, with work stealing.
 //!
+//! [`Threaded`] and [`Pool`] give their threads the main thread's stack size, not `std`'s
+//! 2 MiB, so that a module may recurse as deep under them as under [`Sequential`] on the
+//! main thread (see [`Strategy::default_stack_size`]).
+//!
 //! An engine has a default system, and each module may name another strategy when it is
 //! added; the engine then runs each group under its system, all groups at the same time
 //! (see [`ModuleSystem::run_frame_alongside`]).
@@ -15,6 +19,7 @@
 mod pool;
 mod sequential;
 mod set;
+mod stack;
 mod strategy;
 mod threaded;
 
@@ -42,6 +47,14 @@ pub trait ModuleSystem: Send + std::fmt::Debug {
     /// The built-in strategy this system is, if it is one. The engine runs a module added
     /// with that strategy under this system rather than a second one.
     fn strategy(&self) -> Option<Strategy> {
+        None
+    }
+
+    /// The stack size, in bytes, of the threads this system runs modules on, if it starts
+    /// threads of its own; `None` (the default) if it runs them on the engine's thread or
+    /// does not say. The built-in systems that start threads give them the main thread's
+    /// stack size unless told otherwise ([`Strategy::default_stack_size`]).
+    fn worker_stack_size(&self) -> Option<usize> {
         None
     }
 
@@ -145,6 +158,8 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{Log, frame, probes};
     use super::*;
+    use crate::hosted::Kind;
+    use crate::static_module::StaticModule;
 
     /// Every built-in system, three frames over five probes (number 2 panics in frame 1):
     /// each probe runs once per frame, and the panic comes back once, with its index.
@@ -179,6 +194,91 @@ mod tests {
                 assert_eq!(ran, expected, "{strategy}, frame {n}");
             }
             assert!(modules[2].is_faulted(), "{strategy}");
+        }
+    }
+
+    /// Stack frames of at least 4 KiB each, `depth` deep. The buffer escapes through
+    /// `black_box` and is read after the call returns, so every level keeps its own frame:
+    /// the compiler can neither drop the buffer nor turn the recursion into a loop.
+    fn recurse(depth: usize) -> u64 {
+        let mut buffer = [0u8; 4096];
+        buffer[depth % 4096] = 1;
+        let buffer = std::hint::black_box(&mut buffer);
+        if depth == 0 {
+            return u64::from(buffer[0]);
+        }
+        recurse(depth - 1) + u64::from(buffer[depth % 4096])
+    }
+
+    /// About 3 MiB deep: more than `std`'s 2 MiB thread stacks hold, well within the
+    /// main thread's usual 8 MiB.
+    const DEEP: usize = 768;
+
+    /// Recurses [`DEEP`] levels every frame.
+    struct Deep;
+
+    impl grove::Module for Deep {
+        fn process(&mut self, _: &mut grove::Context) {
+            assert_eq!(recurse(DEEP), DEEP as u64 + 1);
+        }
+    }
+
+    /// A module that recurses 3 MiB deep, fine on the main thread, is as fine under every
+    /// system. With 2 MiB worker stacks it would overflow under `Threaded` and `Pool`, and
+    /// a stack overflow aborts the test process: that is this test failing.
+    #[test]
+    fn a_module_may_recurse_as_deep_under_every_system_as_on_the_main_thread() {
+        let stack = Strategy::default_stack_size();
+        if stack < 4 << 20 {
+            eprintln!("skipped: RLIMIT_STACK gives a {stack}-byte main thread, too small");
+            return;
+        }
+        // Sequential runs modules on the caller, and libtest's threads have 2 MiB: the
+        // frames run on a thread as big as the main thread, as an engine's would.
+        let engine_thread = std::thread::Builder::new()
+            .name("engine".to_owned())
+            .stack_size(stack)
+            .spawn(|| {
+                for strategy in Strategy::ALL {
+                    let mut modules: Vec<HostedModule> = (0..2)
+                        .map(|i| {
+                            HostedModule::new(Kind::Static(StaticModule::new(
+                                format!("deep-{i}"),
+                                Deep,
+                            )))
+                        })
+                        .collect();
+                    let mut system = strategy.system();
+                    for n in 0..3 {
+                        let mut refs: Vec<&mut HostedModule> = modules.iter_mut().collect();
+                        let errors = system.run_frame(&mut refs, &frame(n));
+                        assert!(errors.is_empty(), "{strategy}, frame {n}: {errors:?}");
+                    }
+                }
+            })
+            .expect("start the engine's thread");
+        engine_thread
+            .join()
+            .expect("every system ran the deep module");
+    }
+
+    #[test]
+    fn threaded_systems_default_to_the_main_thread_stack_and_take_another() {
+        let main = Strategy::default_stack_size();
+        assert!(main >= 2 << 20);
+        assert_eq!(Strategy::Sequential.system().worker_stack_size(), None);
+        assert_eq!(Strategy::Threaded.system().worker_stack_size(), Some(main));
+        assert_eq!(Strategy::Pool.system().worker_stack_size(), Some(main));
+        assert_eq!(Threaded::new().stack_size(), main);
+        assert_eq!(Pool::with_threads(1).stack_size(), main);
+
+        let size = 5 << 20;
+        assert_eq!(Threaded::with_stack_size(size).stack_size(), size);
+        let pool = Pool::with_threads_and_stack_size(2, size);
+        assert_eq!((pool.threads(), pool.stack_size()), (2, size));
+        for strategy in [Strategy::Threaded, Strategy::Pool] {
+            let system = strategy.system_with_stack_size(size);
+            assert_eq!(system.worker_stack_size(), Some(size), "{strategy}");
         }
     }
 

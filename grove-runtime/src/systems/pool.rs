@@ -22,10 +22,19 @@ use crate::hosted::HostedModule;
 /// thousand modules cost no more threads than two. A module does not keep a thread from
 /// frame to frame ([`Threaded`](super::Threaded) does). If the pool cannot be started, its
 /// modules run on the engine's thread.
+///
+/// Each thread's stack is as big as the main thread's by default
+/// ([`Strategy::default_stack_size`]: the `RLIMIT_STACK` soft limit, 8 MiB if unlimited),
+/// not the 2 MiB rayon and `std` give, so that a module that recurses deep enough to work
+/// under [`Sequential`](super::Sequential) on the main thread does not overflow its stack,
+/// and abort the process, when it moves here. [`Pool::with_stack_size`] and
+/// [`Pool::with_threads_and_stack_size`] set another size.
 #[derive(Debug)]
 pub struct Pool {
     pool: Option<rayon::ThreadPool>,
     threads: usize,
+    /// Stack size of the threads, in bytes.
+    stack_size: usize,
 }
 
 impl Default for Pool {
@@ -35,30 +44,43 @@ impl Default for Pool {
 }
 
 impl Pool {
-    /// A pool with a thread per core (`std::thread::available_parallelism`).
+    /// A pool with a thread per core (`std::thread::available_parallelism`), each with the
+    /// main thread's stack size ([`Strategy::default_stack_size`]).
     pub fn new() -> Self {
-        Self::with_threads(std::thread::available_parallelism().map_or(1, usize::from))
+        Self::with_stack_size(Strategy::default_stack_size())
     }
 
-    /// A pool of `threads` threads (at least one).
+    /// A pool of `threads` threads (at least one), each with the main thread's stack size
+    /// ([`Strategy::default_stack_size`]).
     pub fn with_threads(threads: usize) -> Self {
+        Self::with_threads_and_stack_size(threads, Strategy::default_stack_size())
+    }
+
+    /// A pool with a thread per core, each with a stack of `bytes` bytes.
+    pub fn with_stack_size(bytes: usize) -> Self {
+        Self::with_threads_and_stack_size(cores(), bytes)
+    }
+
+    /// A pool of `threads` threads (at least one), each with a stack of `bytes` bytes (the
+    /// OS may round this up to its page size or its minimum).
+    pub fn with_threads_and_stack_size(threads: usize, bytes: usize) -> Self {
         let threads = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
+            .stack_size(bytes)
             .thread_name(|i| format!("grove pool {i}"))
             .build();
-        match pool {
-            Ok(pool) => Self {
-                pool: Some(pool),
-                threads,
-            },
+        let pool = match pool {
+            Ok(pool) => Some(pool),
             Err(error) => {
-                tracing::warn!(threads, error = %error, "cannot start the module pool; its modules run on the engine's thread");
-                Self {
-                    pool: None,
-                    threads,
-                }
+                tracing::warn!(threads, stack_size = bytes, error = %error, "cannot start the module pool; its modules run on the engine's thread");
+                None
             }
+        };
+        Self {
+            pool,
+            threads,
+            stack_size: bytes,
         }
     }
 
@@ -66,6 +88,16 @@ impl Pool {
     pub fn threads(&self) -> usize {
         self.threads
     }
+
+    /// The stack size, in bytes, of its threads.
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+}
+
+/// The machine's cores (`std::thread::available_parallelism`), 1 if unknown.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 impl ModuleSystem for Pool {
@@ -75,6 +107,10 @@ impl ModuleSystem for Pool {
 
     fn strategy(&self) -> Option<Strategy> {
         Some(Strategy::Pool)
+    }
+
+    fn worker_stack_size(&self) -> Option<usize> {
+        Some(self.stack_size)
     }
 
     fn run_frame(

@@ -17,6 +17,8 @@ use crate::hosted::HostedModule;
 #[derive(Debug)]
 pub(crate) struct Systems {
     systems: Vec<Box<dyn ModuleSystem>>,
+    /// Stack size, in bytes, of the threads of the systems created here.
+    worker_stack_size: usize,
 }
 
 /// A system as the engine holds it.
@@ -29,9 +31,12 @@ struct Group<'m> {
 }
 
 impl Systems {
-    pub(crate) fn new(default: Box<dyn ModuleSystem>) -> Self {
+    /// `default` first; the systems created later for other strategies give their threads
+    /// stacks of `worker_stack_size` bytes.
+    pub(crate) fn new(default: Box<dyn ModuleSystem>, worker_stack_size: usize) -> Self {
         Self {
             systems: vec![default],
+            worker_stack_size,
         }
     }
 
@@ -55,8 +60,10 @@ impl Systems {
     /// the middle of a frame).
     pub(crate) fn prepare(&mut self, strategy: Option<Strategy>) {
         if let (Some(strategy), None) = (strategy, self.find(strategy)) {
-            tracing::debug!(strategy = %strategy, "starting a module system");
-            self.systems.push(strategy.system());
+            let stack_size = self.worker_stack_size;
+            tracing::debug!(strategy = %strategy, stack_size, "starting a module system");
+            self.systems
+                .push(strategy.system_with_stack_size(stack_size));
         }
     }
 
@@ -152,7 +159,7 @@ mod tests {
         let log = Log::default();
         let mut modules = probes(6, &log, Some(4));
         let strategies = [None, Some(Strategy::Pool), Some(Strategy::Threaded)];
-        let mut systems = Systems::new(Box::new(Sequential));
+        let mut systems = Systems::new(Box::new(Sequential), Strategy::default_stack_size());
         for (i, module) in modules.iter_mut().enumerate() {
             module.strategy = strategies[i % 3];
             systems.prepare(module.strategy);
@@ -171,5 +178,20 @@ mod tests {
         }
         assert_eq!(log.len(), 6 * 3 - 2);
         assert_eq!(systems.systems.len(), 3, "one system per strategy");
+    }
+
+    /// The systems made for modules' strategies get the engine's worker stack size.
+    #[test]
+    fn systems_made_for_strategies_get_the_worker_stack_size() {
+        let size = 3 << 20;
+        let mut systems = Systems::new(Box::new(Sequential), size);
+        systems.prepare(Some(Strategy::Threaded));
+        systems.prepare(Some(Strategy::Pool));
+        let sizes: Vec<Option<usize>> = systems
+            .systems
+            .iter()
+            .map(|s| s.worker_stack_size())
+            .collect();
+        assert_eq!(sizes, [None, Some(size), Some(size)]);
     }
 }

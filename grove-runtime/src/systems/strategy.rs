@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{ModuleSystem, Pool, Sequential, Threaded};
+use super::{ModuleSystem, Pool, Sequential, Threaded, stack};
 
 /// A built-in way of running modules, chosen per engine
 /// ([`EngineBuilder::strategy`](crate::EngineBuilder::strategy)) or per module
@@ -32,13 +32,35 @@ impl Strategy {
         }
     }
 
-    /// A new system of this strategy ([`Pool`] sized to the machine's cores).
+    /// A new system of this strategy ([`Pool`] sized to the machine's cores), whose
+    /// threads, if it has any, get the main thread's stack size
+    /// ([`Strategy::default_stack_size`]).
     pub fn system(self) -> Box<dyn ModuleSystem> {
+        self.system_with_stack_size(Self::default_stack_size())
+    }
+
+    /// As [`Strategy::system`], its threads (if it has any: not [`Sequential`]'s) getting
+    /// stacks of `bytes` bytes.
+    pub fn system_with_stack_size(self, bytes: usize) -> Box<dyn ModuleSystem> {
         match self {
             Strategy::Sequential => Box::new(Sequential),
-            Strategy::Threaded => Box::new(Threaded::new()),
-            Strategy::Pool => Box::new(Pool::new()),
+            Strategy::Threaded => Box::new(Threaded::with_stack_size(bytes)),
+            Strategy::Pool => Box::new(Pool::with_stack_size(bytes)),
         }
+    }
+
+    /// The stack size, in bytes, that [`Threaded`] and [`Pool`] give their threads unless
+    /// told otherwise: the main thread's, which is the `RLIMIT_STACK` soft limit (8 MiB if
+    /// it is unlimited or cannot be read, and never less than 2 MiB, `std`'s default for
+    /// the threads it starts).
+    ///
+    /// Not `std`'s 2 MiB because a module is often written and tried under [`Sequential`]
+    /// on the main thread: with smaller stacks, one that recurses deep enough would work
+    /// there and abort the process (a stack overflow is not a panic, so it cannot be
+    /// contained) once it runs on a thread of [`Threaded`] or [`Pool`]. A thread's stack is
+    /// reserved address space; only the pages it touches take memory.
+    pub fn default_stack_size() -> usize {
+        stack::main_thread_stack_size()
     }
 
     /// A strategy for `modules` modules on `cores` cores at `fps` frames per second (0:

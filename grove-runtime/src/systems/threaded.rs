@@ -28,12 +28,26 @@ use crate::hosted::HostedModule;
 /// module; [`Pool`](super::Pool) suits that case. Threads are started when a module first
 /// runs, ended when it leaves the system, and joined when the system is dropped. A module
 /// whose thread cannot be started runs on the engine's thread instead.
-#[derive(Debug, Default)]
+///
+/// Each thread's stack is as big as the main thread's by default
+/// ([`Strategy::default_stack_size`]: the `RLIMIT_STACK` soft limit, 8 MiB if unlimited),
+/// not `std`'s 2 MiB, so that a module that recurses deep enough to work under
+/// [`Sequential`](super::Sequential) on the main thread does not overflow its stack, and
+/// abort the process, when it moves here. [`Threaded::with_stack_size`] sets another size.
+#[derive(Debug)]
 pub struct Threaded {
     /// By module id.
     seats: HashMap<u64, Seat>,
     /// Frames run, to tell which modules have left.
     frames: u64,
+    /// Stack size of the threads, in bytes.
+    stack_size: usize,
+}
+
+impl Default for Threaded {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A module's place in the system.
@@ -46,9 +60,25 @@ struct Seat {
 }
 
 impl Threaded {
-    /// A system with no threads yet.
+    /// A system with no threads yet, whose threads will get the main thread's stack size
+    /// ([`Strategy::default_stack_size`]).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_stack_size(Strategy::default_stack_size())
+    }
+
+    /// A system with no threads yet, whose threads will get stacks of `bytes` bytes (the
+    /// OS may round this up to its page size or its minimum).
+    pub fn with_stack_size(bytes: usize) -> Self {
+        Self {
+            seats: HashMap::new(),
+            frames: 0,
+            stack_size: bytes,
+        }
+    }
+
+    /// The stack size, in bytes, its threads are started with.
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
     }
 
     /// How many module threads are running.
@@ -67,12 +97,12 @@ impl Threaded {
                 if seat.worker.as_ref().is_some_and(Worker::has_ended) {
                     tracing::warn!(module = %module.name(), "module thread ended; starting another");
                     seat.worker = None;
-                    seat.worker = Worker::start(module.name());
+                    seat.worker = Worker::start(module.name(), self.stack_size);
                 }
                 seat.seen = frame;
                 continue;
             }
-            let worker = Worker::start(module.name());
+            let worker = Worker::start(module.name(), self.stack_size);
             self.seats.insert(
                 id,
                 Seat {
@@ -93,6 +123,10 @@ impl ModuleSystem for Threaded {
 
     fn strategy(&self) -> Option<Strategy> {
         Some(Strategy::Threaded)
+    }
+
+    fn worker_stack_size(&self) -> Option<usize> {
+        Some(self.stack_size)
     }
 
     fn run_frame(
@@ -173,12 +207,14 @@ struct Lent(NonNull<HostedModule>);
 unsafe impl Send for Lent {}
 
 impl Worker {
-    /// Starts the thread for `module`; `None` (logged) if the OS refuses.
-    fn start(module: &str) -> Option<Self> {
+    /// Starts the thread for `module`, with a stack of `stack_size` bytes; `None` (logged)
+    /// if the OS refuses.
+    fn start(module: &str, stack_size: usize) -> Option<Self> {
         let (jobs, their_jobs) = channel();
         let (their_done, done) = channel();
         let spawned = std::thread::Builder::new()
             .name(format!("grove {module}"))
+            .stack_size(stack_size)
             .spawn(move || work(their_jobs, their_done));
         match spawned {
             Ok(thread) => Some(Self {
@@ -188,7 +224,7 @@ impl Worker {
                 thread: Some(thread),
             }),
             Err(error) => {
-                tracing::warn!(module = %module, error = %error, "cannot start a thread for the module; it runs on the engine's thread");
+                tracing::warn!(module = %module, stack_size, error = %error, "cannot start a thread for the module; it runs on the engine's thread");
                 None
             }
         }
