@@ -6,9 +6,10 @@ use std::sync::Arc;
 use grove::abi::FrameInfo;
 
 use crate::error::Result;
-use crate::instance::Instance;
-use crate::library::Library;
-use crate::staging::Staging;
+use crate::ffi::calls::ModuleCalls;
+use crate::ffi::instance::Instance;
+use crate::ffi::library::Library;
+use crate::ffi::staging::Staging;
 
 /// `n` instances of one module library, called through the C ABI exactly as the engine
 /// calls a loaded module (vtable call and panic guard), without the engine around them.
@@ -20,9 +21,10 @@ pub struct Instances {
 impl Instances {
     /// Loads the library at `path` once and creates `n` instances of its module.
     pub fn load(path: &Path, n: usize) -> Result<Self> {
-        let library = Arc::new(Library::load(path, &Staging::shared()?)?);
+        let library = Arc::new(Library::load(path, &Staging::shared()?, None)?);
+        let calls = ModuleCalls::new(library.name());
         let instances = (0..n)
-            .map(|_| Instance::create_shared(Arc::clone(&library)))
+            .map(|_| Instance::create_shared(Arc::clone(&library), Arc::clone(&calls)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { instances })
     }

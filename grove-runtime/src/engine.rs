@@ -19,10 +19,10 @@ use serde::de::DeserializeOwned;
 use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
+use crate::ffi::staging::Staging;
 use crate::frame::FramePacer;
 use crate::hosted::{HostedModule, Kind};
 use crate::loaded::{LoadedModule, Reloaded};
-use crate::staging::Staging;
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, Stats};
 use crate::systems::{ModuleSystem, Strategy, Systems};
@@ -513,10 +513,10 @@ impl Engine {
             let Some(module) = hosted.loaded_mut() else {
                 continue;
             };
-            if new.hash == module.content_hash() {
+            if new.snapshot.hash == module.content_hash() {
                 continue;
             }
-            let result = module.reload_from(&new.path, Some((new.bytes, new.hash)), frame);
+            let result = module.reload_from(&new.path, Some(new.snapshot), frame);
             if let Ok(reloaded) = &result {
                 tracing::debug!(
                     module = %name,

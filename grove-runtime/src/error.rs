@@ -89,14 +89,33 @@ pub enum Error {
         host_sdk: String,
     },
 
-    /// The dynamic loader refused the library (missing dependency, wrong architecture...).
-    #[error("cannot open module library {path}: {source}")]
+    /// The dynamic loader refused the library (missing dependency, wrong architecture, a
+    /// staging directory mounted `noexec`...).
+    #[error("cannot open module library {path} (staged as {staged}): {reason}")]
     Open {
         /// The library file.
         path: PathBuf,
-        /// What the dynamic loader said.
+        /// The private copy that was opened.
+        staged: PathBuf,
+        /// What the dynamic loader said, and what it means.
+        reason: String,
+        /// The dynamic loader's error.
         #[source]
         source: Arc<libloading::Error>,
+    },
+
+    /// The library was built with `panic = "abort"`: its first panic would end the host.
+    #[error(
+        "refusing to load {path}: module `{module}` was built with panic = \"abort\", so its \
+         first panic would end this host process too; build it with panic = \"unwind\" \
+         (remove `panic = \"abort\"` from the [profile] that builds it, or set \
+         `[profile.dev] panic = \"unwind\"` for development)"
+    )]
+    PanicAbort {
+        /// The library file.
+        path: PathBuf,
+        /// The module's name.
+        module: String,
     },
 
     /// The library could have been replaced by another user, and the host did not allow

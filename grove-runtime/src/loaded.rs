@@ -15,9 +15,10 @@ use grove::abi::FrameInfo;
 use grove::state::StateFormat;
 
 use crate::error::{Call, Error, Result};
-use crate::instance::Instance;
-use crate::library::{HeaderInfo, Library, Unmapped};
-use crate::staging::Staging;
+use crate::ffi::calls::ModuleCalls;
+use crate::ffi::instance::Instance;
+use crate::ffi::library::{Expected, HeaderInfo, Library, Snapshot, Unmapped};
+use crate::ffi::staging::Staging;
 
 /// A module loaded from a library file.
 #[derive(Debug)]
@@ -57,8 +58,10 @@ impl LoadedModule {
     /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
     /// with `frame`.
     pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
-        let library = Library::load(path, staging)?;
-        let mut instance = Instance::create(library)?;
+        crate::ffi::crash::install();
+        let library = Library::load(path, staging, None)?;
+        let calls = ModuleCalls::new(library.name());
+        let mut instance = Instance::create(library, calls)?;
         instance.init(frame)?;
         tracing::info!(module = %instance.name(), path = %path.display(), "module loaded");
         Ok(Self {
@@ -144,7 +147,7 @@ impl LoadedModule {
     pub(crate) fn reload_from(
         &mut self,
         path: &Path,
-        snapshot: Option<(Vec<u8>, u64)>,
+        snapshot: Option<Snapshot>,
         frame: &FrameInfo,
     ) -> Result<Reloaded> {
         let started = Instant::now();
@@ -195,21 +198,20 @@ impl LoadedModule {
     fn prepare(
         &mut self,
         path: &Path,
-        snapshot: Option<(Vec<u8>, u64)>,
+        snapshot: Option<Snapshot>,
         frame: &FrameInfo,
     ) -> Result<(Instance, StateFormat, usize)> {
+        let running = self.header();
+        let expected = Some(Expected {
+            module_name: &running.module_name,
+            type_name: &running.type_name,
+        });
         let library = match snapshot {
-            Some((bytes, hash)) => Library::load_bytes(path, bytes, hash, &self.staging)?,
-            None => Library::load(path, &self.staging)?,
+            Some(snapshot) => Library::load_bytes(path, snapshot, &self.staging, expected)?,
+            None => Library::load(path, &self.staging, expected)?,
         };
-        if library.name() != self.name() {
-            return Err(Error::WrongModule {
-                path: path.to_owned(),
-                expected: self.name().to_owned(),
-                found: library.name().to_owned(),
-            });
-        }
-        let mut new = Instance::create(library)?;
+        let calls = std::sync::Arc::clone(self.instance.calls());
+        let mut new = Instance::create(library, calls)?;
         let format =
             StateFormat::between(self.instance.schema_fingerprint(), new.schema_fingerprint());
         let moved = self.move_state(&mut new, format);

@@ -33,12 +33,18 @@ use std::time::{Duration, Instant};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use crate::ffi::library::Snapshot;
+
 /// Delays between the re-checks of a file found partial, for writers that never close it.
-const RECHECK_DELAYS: [Duration; 4] = [
+/// A file still partial at the last one (about two seconds after it was first seen so, with
+/// no event since) is reported: it is not a build in progress but a file that will never
+/// be a module (empty, text, truncated, another kind of file).
+const RECHECK_DELAYS: [Duration; 5] = [
     Duration::from_millis(25),
     Duration::from_millis(50),
     Duration::from_millis(100),
     Duration::from_millis(200),
+    Duration::from_millis(1600),
 ];
 
 /// A library file that cannot be watched.
@@ -87,11 +93,9 @@ pub enum WatchError {
 pub(crate) struct NewLibrary {
     /// The library file, as given to [`LibraryWatcher::new`].
     pub path: PathBuf,
-    /// The whole file, read once: load from these bytes, not from the file, which a new
-    /// build may already be rewriting.
-    pub bytes: Vec<u8>,
-    /// xxh3 of `bytes`.
-    pub hash: u64,
+    /// The whole file, read once (load from these bytes, not from the file, which a new
+    /// build may already be rewriting), its hash, and what the descriptor said of it.
+    pub snapshot: Snapshot,
     /// When the file was found complete.
     pub detected: Instant,
 }
@@ -100,8 +104,8 @@ impl fmt::Debug for NewLibrary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewLibrary")
             .field("path", &self.path)
-            .field("bytes", &self.bytes.len())
-            .field("hash", &format_args!("{:016x}", self.hash))
+            .field("bytes", &self.snapshot.bytes.len())
+            .field("hash", &format_args!("{:016x}", self.snapshot.hash))
             .field("detected", &self.detected)
             .finish()
     }
@@ -112,6 +116,8 @@ impl fmt::Debug for NewLibrary {
 #[derive(Debug)]
 pub(crate) struct LibraryWatcher {
     newest: Arc<Mutex<Option<NewLibrary>>>,
+    /// Why the file at the path is not a module, once it has stayed so for a while.
+    invalid: Arc<Mutex<Option<String>>>,
     stop: mpsc::Sender<Message>,
     thread: Option<JoinHandle<()>>,
 }
@@ -126,7 +132,11 @@ impl LibraryWatcher {
     /// (`Library::content_hash`): that version is not reported again. The file is checked
     /// once at the start, so a version completed before the watch began is not missed.
     pub(crate) fn new(path: &Path, loaded_hash: u64) -> Result<Self, WatchError> {
-        let (dir, name) = split(path);
+        // Through a symlink, what is rebuilt is the file it points to: watch that file's
+        // directory (and the link's, so that re-pointing the link is seen too).
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let (link_dir, link_name) = split(path);
+        let (dir, name) = split(&target);
         if !dir.is_dir() {
             return Err(WatchError::NoDirectory {
                 path: path.to_owned(),
@@ -140,6 +150,9 @@ impl LibraryWatcher {
         })
         .and_then(|mut watcher| {
             watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+            if link_dir != dir && link_dir.is_dir() {
+                watcher.watch(&link_dir, RecursiveMode::NonRecursive)?;
+            }
             Ok(watcher)
         })
         .map_err(|source| WatchError::Notify {
@@ -148,12 +161,15 @@ impl LibraryWatcher {
             source,
         })?;
         let newest = Arc::new(Mutex::new(None));
+        let invalid = Arc::new(Mutex::new(None));
         let mut checker = Checker {
             path: path.to_owned(),
             dir: dir.clone(),
-            name,
+            names: [name, link_name],
             last_hash: loaded_hash,
+            last_partial: None,
             newest: Arc::clone(&newest),
+            invalid: Arc::clone(&invalid),
             watcher,
         };
         let thread = std::thread::Builder::new()
@@ -166,6 +182,7 @@ impl LibraryWatcher {
         tracing::debug!(path = %path.display(), dir = %dir.display(), "watching library");
         Ok(Self {
             newest,
+            invalid,
             stop: sender,
             thread: Some(thread),
         })
@@ -175,6 +192,15 @@ impl LibraryWatcher {
     /// superseded are dropped. Never blocks on file reads.
     pub(crate) fn poll(&self) -> Option<NewLibrary> {
         self.newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Why the file at the watched path is not a module library, when it has stayed so
+    /// (no new event) for a couple of seconds: reported once per such file.
+    pub(crate) fn poll_invalid(&self) -> Option<String> {
+        self.invalid
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -203,11 +229,16 @@ fn split(path: &Path) -> (PathBuf, OsString) {
 /// The background side: reads and checks the file when events say it may have changed.
 struct Checker {
     path: PathBuf,
-    /// The directory watched: the file's parent.
+    /// The directory watched: the file's parent (the parent of the file a symlink at
+    /// `path` points to).
     dir: PathBuf,
-    name: OsString,
+    /// The names whose events concern the file: the file's, and the symlink's.
+    names: [OsString; 2],
     last_hash: u64,
+    /// Why the file was last found partial.
+    last_partial: Option<String>,
     newest: Arc<Mutex<Option<NewLibrary>>>,
+    invalid: Arc<Mutex<Option<String>>>,
     /// Owned here, so the watch can be renewed when the directory comes back.
     watcher: RecommendedWatcher,
 }
@@ -251,8 +282,13 @@ impl Checker {
             let Some(message) = message else {
                 // A re-check is due.
                 let attempt = recheck.take().map_or(0, |(_, attempt)| attempt);
-                if self.check() == Found::Partial && attempt + 1 < RECHECK_DELAYS.len() {
-                    recheck = Some((Instant::now() + RECHECK_DELAYS[attempt + 1], attempt + 1));
+                if self.check() == Found::Partial {
+                    if attempt + 1 < RECHECK_DELAYS.len() {
+                        recheck = Some((Instant::now() + RECHECK_DELAYS[attempt + 1], attempt + 1));
+                    } else if let Some(reason) = self.last_partial.take() {
+                        tracing::debug!(path = %self.path.display(), reason, "library stays incomplete");
+                        *self.invalid.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+                    }
                 }
                 continue;
             };
@@ -324,7 +360,10 @@ impl Checker {
         if event.need_rescan() {
             return true;
         }
-        let is_file = |p: &PathBuf| p.file_name() == Some(self.name.as_os_str());
+        let is_file = |p: &PathBuf| {
+            p.file_name()
+                .is_some_and(|name| self.names.iter().any(|n| n == name))
+        };
         match event.kind {
             // Moved away: nothing to read until something takes its place.
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
@@ -343,18 +382,21 @@ impl Checker {
 
     /// Reads the file and, if it is a complete new version, makes it the newest.
     fn check(&mut self) -> Found {
-        let bytes = match read_if_complete(&self.path) {
-            Ok(Ok(bytes)) => bytes,
+        let (bytes, resolved, metadata) = match read_if_complete(&self.path) {
+            Ok(Ok(read)) => read,
             Ok(Err(reason)) => {
                 tracing::trace!(path = %self.path.display(), reason, "library not complete yet");
+                self.last_partial = Some(reason);
                 return Found::Partial;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Missing,
             Err(e) => {
                 tracing::debug!(path = %self.path.display(), error = %e, "cannot read library");
+                self.last_partial = Some(format!("it cannot be read: {e}"));
                 return Found::Partial;
             }
         };
+        self.last_partial = None;
         let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
         if hash == self.last_hash {
             return Found::Same;
@@ -369,8 +411,12 @@ impl Checker {
         );
         let new = NewLibrary {
             path: self.path.clone(),
-            bytes,
-            hash,
+            snapshot: Snapshot {
+                bytes,
+                hash,
+                resolved,
+                metadata,
+            },
             detected,
         };
         *self.newest.lock().unwrap_or_else(PoisonError::into_inner) = Some(new);
@@ -387,7 +433,12 @@ impl Checker {
 /// whose section table offset lands inside the new file's data). Size, mtime and ctime
 /// are compared before and after; any difference means "not yet", and the next event or
 /// re-check reads again.
-fn read_if_complete(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
+/// Also returns the file's real path (through symlinks) and its metadata, both from the
+/// descriptor read.
+#[allow(clippy::type_complexity)]
+fn read_if_complete(
+    path: &Path,
+) -> io::Result<Result<(Vec<u8>, PathBuf, std::fs::Metadata), String>> {
     let mut file = File::open(path)?;
     let before = file.metadata()?;
     let len = before.len();
@@ -397,9 +448,17 @@ fn read_if_complete(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     (&mut file).take(64).read_to_end(&mut bytes)?;
     match section_table_end(&bytes) {
-        None => return Ok(Err("no ELF header".into())),
+        None => {
+            return Ok(Err(
+                "it has no ELF header: a text file or another kind of file, not a shared library"
+                    .into(),
+            ));
+        }
         Some(end) if end > len => {
-            return Ok(Err(format!("{len} bytes, the section table ends at {end}")));
+            return Ok(Err(format!(
+                "it is {len} bytes long but its ELF section table ends at byte {end}: a \
+                 truncated file"
+            )));
         }
         Some(_) => {}
     }
@@ -408,7 +467,8 @@ fn read_if_complete(path: &Path) -> io::Result<Result<Vec<u8>, String>> {
     if !same_version(&before, &after) || bytes.len() as u64 != after.len() {
         return Ok(Err("the file changed while it was read".into()));
     }
-    Ok(crate::elf::check_complete(&bytes).map(|()| bytes))
+    let resolved = crate::ffi::staging::opened_path(&file, path);
+    Ok(crate::ffi::elf::check_complete(&bytes).map(|()| (bytes, resolved, after)))
 }
 
 /// Whether two `stat`s of one open file show the same content version.
@@ -484,7 +544,7 @@ mod tests {
             let Ok(bytes) = std::fs::read(candidate) else {
                 continue;
             };
-            if crate::elf::check_complete(&bytes).is_ok() && !found.contains(&bytes) {
+            if crate::ffi::elf::check_complete(&bytes).is_ok() && !found.contains(&bytes) {
                 found.push(bytes);
             }
             if found.len() == 2 {
@@ -547,10 +607,10 @@ mod tests {
         let new = next_report(watcher).expect("the new version was not reported");
         assert_eq!(new.path, setup.path);
         assert!(
-            new.bytes == expected,
+            new.snapshot.bytes == expected,
             "reported bytes are not the new version"
         );
-        assert_eq!(new.hash, xxhash_rust::xxh3::xxh3_64(expected));
+        assert_eq!(new.snapshot.hash, xxhash_rust::xxh3::xxh3_64(expected));
         assert!(new.detected <= Instant::now());
         assert_quiet(watcher);
     }
@@ -607,7 +667,7 @@ mod tests {
         file.write_all(tail).unwrap();
         // Still open: found by the event of the write (or a re-check), not the close.
         let new = next_report(&watcher).expect("the completed file was not reported");
-        assert!(new.bytes == setup.second);
+        assert!(new.snapshot.bytes == setup.second);
         drop(file);
         assert_quiet(&watcher);
     }
@@ -639,7 +699,14 @@ mod tests {
         let wait_until_kept = |bytes: &[u8]| {
             let hash = xxhash_rust::xxh3::xxh3_64(bytes);
             let deadline = Instant::now() + Duration::from_secs(5);
-            while watcher.newest.lock().unwrap().as_ref().map(|n| n.hash) != Some(hash) {
+            while watcher
+                .newest
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|n| n.snapshot.hash)
+                != Some(hash)
+            {
                 assert!(Instant::now() < deadline, "the version was not found");
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -660,7 +727,7 @@ mod tests {
         std::fs::write(&path, &second).unwrap();
         let watcher = LibraryWatcher::new(&path, xxhash_rust::xxh3::xxh3_64(&first)).unwrap();
         let new = next_report(&watcher).expect("the newer file was not reported");
-        assert!(new.bytes == second);
+        assert!(new.snapshot.bytes == second);
     }
 
     #[test]
@@ -687,7 +754,7 @@ mod tests {
         std::fs::write(&path, &second).unwrap();
         let new = next_report(&watcher).expect("the rebuilt library was not reported");
         assert!(
-            new.bytes == second,
+            new.snapshot.bytes == second,
             "reported bytes are not the rebuilt library"
         );
     }

@@ -55,10 +55,7 @@
 
 pub mod abi;
 mod context;
-mod export;
-mod log;
 mod module;
-mod panic;
 mod positional;
 pub mod state;
 
@@ -85,7 +82,7 @@ pub mod prelude {
 pub mod __private {
     use core::marker::PhantomData;
 
-    pub use crate::export::{Exportable, create, header, vtable};
+    pub use crate::abi::export::{Exportable, create, header, vtable};
     pub use serde;
 
     /// Named in generated code so that a missing `Default` reports what to do.

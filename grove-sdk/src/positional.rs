@@ -38,6 +38,11 @@ impl de::Error for PositionalError {
 
 type Result<T, E = PositionalError> = std::result::Result<T, E>;
 
+/// The version of this format's byte layout. It is part of every schema fingerprint, so
+/// two SDKs whose positional layouts differ never take each other's bytes positionally:
+/// bump it with any change to how a value is written.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
 /// Encodes `value`.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);

@@ -109,7 +109,9 @@ pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T,
     }
 }
 
-/// A hash of the full serde shape of `T`, nested types included, or
+/// A hash of the full serde shape of `T`, nested types included, and of the positional
+/// format's version (so that two SDKs with different layouts never read each other's
+/// bytes positionally), or
 /// [`SCHEMA_UNKNOWN`](abi::SCHEMA_UNKNOWN) when it cannot be traced (a type whose
 /// `Deserialize` rejects the tracer's sample values, for instance). Unknown schemas always
 /// take the self-describing path, so an untraceable type is slower to reload, never wrong.
@@ -123,7 +125,8 @@ pub fn fingerprint<T: DeserializeOwned>() -> u64 {
     let Ok(registry) = tracer.registry() else {
         return abi::SCHEMA_UNKNOWN;
     };
-    let Ok(shape) = crate::positional::to_vec(&(root, registry)) else {
+    let version = crate::positional::FORMAT_VERSION;
+    let Ok(shape) = crate::positional::to_vec(&(version, root, registry)) else {
         return abi::SCHEMA_UNKNOWN;
     };
     match fnv1a64(&shape) {

@@ -130,9 +130,9 @@ unsafe extern "C" {
 
 #[test]
 fn modules_through_a_renamed_grove_are_exported() {
-    // SAFETY: the header is an immutable static, and its name points to a `&'static str`.
-    let name = unsafe { RENAMED_HEADER.module_name.as_str() };
-    assert_eq!(name, ::std::option::Option::Some("renamed"));
+    // SAFETY: the header is an immutable static of this binary.
+    let name = unsafe { RENAMED_HEADER.module_name() };
+    assert_eq!(name, "renamed");
     // Links only when the attribute exported `create_module`.
     let _create: ::grove::abi::CreateFn = renamed_create;
 }

@@ -265,7 +265,7 @@ mod tests {
             artifact.display()
         );
         let bytes = std::fs::read(&artifact).unwrap();
-        crate::elf::check_complete(&bytes).unwrap();
+        crate::ffi::elf::check_complete(&bytes).unwrap();
         assert!(has_mark(&artifact, 1));
     }
 

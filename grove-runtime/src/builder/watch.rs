@@ -308,7 +308,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         };
-        assert_eq!(new.bytes, std::fs::read(&artifact).unwrap());
+        assert_eq!(new.snapshot.bytes, std::fs::read(&artifact).unwrap());
 
         // A syntax error: a failed build that shows rustc's message.
         crate_.write_lib("pub extern \"C\" fn f() -> u32 { 1 +* }\n");

@@ -69,6 +69,10 @@ impl Pool {
             .num_threads(threads)
             .stack_size(bytes)
             .thread_name(|i| format!("grove pool {i}"))
+            // Its threads run module code only inside a frame: not threads a retired
+            // library could own.
+            .start_handler(|_| crate::ffi::threads::register_host_thread())
+            .exit_handler(|_| crate::ffi::threads::unregister_host_thread())
             .build();
         let pool = match pool {
             Ok(pool) => Some(pool),

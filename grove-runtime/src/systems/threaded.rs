@@ -261,6 +261,8 @@ impl Drop for Worker {
 
 /// A worker's loop: run each lent module, hand it back, until told to end.
 fn work(jobs: Receiver<Job>, done: Sender<Result<()>>) {
+    // Runs module code only inside a frame: not a thread a retired library could own.
+    let _worker = crate::ffi::threads::HostThread::register();
     for job in jobs {
         let result = {
             // SAFETY: `job.module` comes from a `&mut HostedModule` that `Lending` keeps

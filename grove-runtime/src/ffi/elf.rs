@@ -17,20 +17,31 @@ pub(crate) struct Exports {
     pub(crate) header_symbol: String,
     /// Name of the exported `create_module` symbol.
     pub(crate) create_symbol: String,
-    /// The header's magic, ABI version and size, read from the file when its section has
-    /// file data (it always does for a grove-built library).
-    pub(crate) header_prefix: Option<HeaderPrefix>,
+    /// The header, read from the file.
+    pub(crate) header: FileHeader,
 }
 
-/// The fixed-layout start of a [`abi::ModuleHeader`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HeaderPrefix {
+/// A [`abi::ModuleHeader`] as read from the file, before the library is opened. The
+/// strings are `None` when they could not be read (a header of the wrong magic or ABI
+/// version is still returned, so that the error can say what it found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileHeader {
     pub(crate) magic: [u8; 8],
     pub(crate) abi_version: u32,
     pub(crate) header_size: u32,
+    pub(crate) module_name: Option<String>,
+    pub(crate) type_name: Option<String>,
+    pub(crate) sdk_version: Option<String>,
+    pub(crate) rustc_version: Option<String>,
+    /// One of `abi::PANIC_*`; `PANIC_UNKNOWN` for a header from before the field.
+    pub(crate) panic_strategy: u32,
 }
 
+/// The fixed part every header has: magic, ABI version and size.
 const PREFIX_LEN: usize = 16;
+
+/// The longest header string read (a module or type name, a version).
+const MAX_TEXT: u64 = 4096;
 
 /// Checks that `bytes` is a complete ELF shared library: it parses, and every section lies
 /// inside the file. A file still being written, or cut short, fails. No grove specifics:
@@ -116,23 +127,118 @@ pub(crate) fn inspect<'data, R: ReadRef<'data>>(data: R) -> Result<Exports, Stri
             header.size()
         ));
     }
-    let header_prefix = header
-        .section_index()
-        .and_then(|index| file.section_by_index(index).ok())
-        .and_then(|section| {
-            let (section_offset, _) = section.file_range()?;
-            let offset = section_offset + header.address().checked_sub(section.address())?;
-            let bytes = data.read_bytes_at(offset, PREFIX_LEN as u64).ok()?;
-            Some(HeaderPrefix {
-                magic: bytes[0..8].try_into().ok()?,
-                abi_version: file_u32(&file, &bytes[8..12]),
-                header_size: file_u32(&file, &bytes[12..16]),
-            })
-        });
+    let header = read_header(&file, data, header.address(), header.size())
+        .ok_or_else(|| "its grove header cannot be read from the file".to_owned())?;
     Ok(Exports {
         header_symbol: format!("{}{suffix}", abi::HEADER_SYMBOL_PREFIX),
         create_symbol: format!("{}{suffix}", abi::CREATE_SYMBOL_PREFIX),
-        header_prefix,
+        header,
+    })
+}
+
+/// Reads the header at virtual address `at` (`size` bytes) from the file. Its strings are
+/// pointers the dynamic loader would relocate: their values come from the file's relative
+/// relocations (RELA addends), or from the place itself (RELR, or no relocation).
+fn read_header<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    data: R,
+    at: u64,
+    size: u64,
+) -> Option<FileHeader> {
+    use abi::ModuleHeader as H;
+    let read = |address: u64, len: u64| read_at_address(file, data, address, len);
+    let prefix = read(at, PREFIX_LEN as u64)?;
+    let u32_at = |offset: usize| file_u32(file, &prefix[offset..offset + 4]);
+    let mut header = FileHeader {
+        magic: prefix[H::MAGIC_AT..H::MAGIC_AT + 8].try_into().ok()?,
+        abi_version: u32_at(H::ABI_VERSION_AT),
+        header_size: u32_at(H::HEADER_SIZE_AT),
+        module_name: None,
+        type_name: None,
+        sdk_version: None,
+        rustc_version: None,
+        panic_strategy: abi::PANIC_UNKNOWN,
+    };
+    if header.magic != abi::MAGIC || (header.header_size as usize) < abi::HEADER_MIN_SIZE_V1 {
+        return Some(header);
+    }
+    let size = size.min(u64::from(header.header_size));
+    let addends = relative_addends(file, at, size);
+    let word = |offset: usize| -> Option<u64> {
+        let bytes = read(at + offset as u64, 8)?;
+        let value = u64::from_le_bytes(bytes.try_into().ok()?);
+        Some(if file.is_little_endian() {
+            value
+        } else {
+            value.swap_bytes()
+        })
+    };
+    let text = |offset: usize| -> Option<String> {
+        let slot = at + (offset + H::BYTES_PTR_AT) as u64;
+        let pointer = match addends.iter().find(|(place, _)| *place == slot) {
+            Some((_, addend)) => *addend,
+            None => word(offset + H::BYTES_PTR_AT)?,
+        };
+        let len = word(offset + H::BYTES_LEN_AT)?;
+        if len > MAX_TEXT {
+            return None;
+        }
+        let bytes = if len == 0 {
+            Vec::new()
+        } else {
+            read(pointer, len)?.to_vec()
+        };
+        String::from_utf8(bytes).ok()
+    };
+    header.sdk_version = text(H::SDK_VERSION_AT);
+    header.rustc_version = text(H::RUSTC_VERSION_AT);
+    header.module_name = text(H::MODULE_NAME_AT);
+    header.type_name = text(H::TYPE_NAME_AT);
+    if size >= (H::PANIC_STRATEGY_AT + 4) as u64 {
+        let bytes = read(at + H::PANIC_STRATEGY_AT as u64, 4)?;
+        header.panic_strategy = file_u32(file, bytes);
+    }
+    Some(header)
+}
+
+/// The addends of the relative relocations that land in `at..at + size`.
+fn relative_addends<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    at: u64,
+    size: u64,
+) -> Vec<(u64, u64)> {
+    let Some(relocations) = file.dynamic_relocations() else {
+        return Vec::new();
+    };
+    relocations
+        .filter(|(place, _)| (at..at + size).contains(place))
+        .filter(|(_, relocation)| {
+            matches!(
+                relocation.flags(),
+                object::RelocationFlags::Elf {
+                    r_type: object::elf::R_X86_64_RELATIVE | object::elf::R_AARCH64_RELATIVE
+                }
+            ) && !relocation.has_implicit_addend()
+        })
+        .map(|(place, relocation)| (place, relocation.addend() as u64))
+        .collect()
+}
+
+/// `len` bytes at virtual address `address`, from the section that holds them.
+fn read_at_address<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    data: R,
+    address: u64,
+    len: u64,
+) -> Option<&'data [u8]> {
+    file.sections().find_map(|section| {
+        let start = section.address();
+        let offset = address.checked_sub(start)?;
+        let (file_offset, file_size) = section.file_range()?;
+        if offset.checked_add(len)? > file_size.min(section.size()) {
+            return None;
+        }
+        data.read_bytes_at(file_offset + offset, len).ok()
     })
 }
 

@@ -7,14 +7,21 @@
 //! host's subscriber (fmt, EnvFilter, ...) sees an ordinary event with the module's level,
 //! target and fields, plus a `module` field naming the module. Interned callsites are never
 //! freed: their number is bounded by the distinct log statements ever loaded.
+//!
+//! Disabled events must cost a module nothing: the host answers `log_register` with its
+//! lasting interest in a callsite (the module's `tracing` caches it) and `log_max_level`
+//! with its current level hint. When the host's filter changes (a new subscriber, a reload
+//! of its filter), `tracing-core` re-registers every host callsite; [`interest_epoch`]
+//! counts those rebuilds, and each loaded library whose answers are older is told to ask
+//! again before it next runs.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use grove::abi::{self, HostApi, LogField, LogMetadata, RawBytes};
+use grove::abi::{self, HostApi, LogField, LogMetadata, RawBytes, interest};
 use tracing_core::callsite::{Callsite, Identifier};
 use tracing_core::field::{FieldSet, Value, display};
 use tracing_core::subscriber::Interest;
@@ -49,15 +56,25 @@ impl HostLink {
             module: module.to_owned(),
             by_id: RwLock::new(HashMap::new()),
         });
-        let api = Box::new(HostApi {
-            size: size_of::<HostApi>(),
-            abi_version: abi::ABI_VERSION,
-            // The host's filter can change at any time; `log_enabled` asks it per callsite.
-            max_log_level: abi::level::TRACE,
-            ctx: (&*log as *const ModuleLog).cast::<c_void>(),
-            log_enabled,
-            log_event,
-        });
+        watch_interest();
+        // SAFETY: every function takes the `ModuleLog` boxed next to the table as `ctx`,
+        // and `HostLink` keeps both at their addresses for as long as it lives; the
+        // library is detached (or known unmapped) before a `HostLink` is dropped.
+        let api = unsafe {
+            HostApi::new(
+                (&*log as *const ModuleLog).cast::<c_void>(),
+                log_enabled,
+                log_event,
+                Some(log_register),
+                Some(log_max_level),
+            )
+        };
+        let api = match test_api_size() {
+            // SAFETY: a shorter size only hides entries; a larger one is never read past
+            // this module's own entries by the SDK's size-checked view.
+            Some(size) => Box::new(unsafe { api.with_size(size) }),
+            None => Box::new(api),
+        };
         Self { api, _log: log }
     }
 
@@ -65,6 +82,63 @@ impl HostLink {
     pub(crate) fn api(&self) -> *const HostApi {
         &*self.api
     }
+}
+
+/// The size the host claims for its table, when a compatibility test sets one: what a host
+/// built with an older or newer SDK shows a module.
+fn test_api_size() -> Option<usize> {
+    match TEST_API_SIZE.load(Ordering::Relaxed) {
+        0 => None,
+        size => Some(size),
+    }
+}
+
+static TEST_API_SIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// For compatibility tests: libraries opened from now on are shown a host table of `size`
+/// bytes (`None`: the real size).
+#[doc(hidden)]
+pub fn set_test_api_size(size: Option<usize>) {
+    TEST_API_SIZE.store(size.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Rebuilds of the host's callsite interest so far.
+static INTEREST_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the host's filter has changed since the first library was loaded. A
+/// library that last asked at an older epoch is told to ask again.
+pub(crate) fn interest_epoch() -> u64 {
+    INTEREST_EPOCH.load(Ordering::Relaxed)
+}
+
+/// A callsite registered only to be told when the host's interest is rebuilt.
+struct EpochCallsite;
+
+static EPOCH_FIELDS: &[&str] = &[];
+static EPOCH_CALLSITE: EpochCallsite = EpochCallsite;
+static EPOCH_META: Metadata<'static> = tracing_core::metadata! {
+    name: "grove interest epoch",
+    target: "grove_runtime::host_log",
+    level: Level::TRACE,
+    fields: EPOCH_FIELDS,
+    callsite: &EPOCH_CALLSITE,
+    kind: Kind::HINT,
+};
+
+impl Callsite for EpochCallsite {
+    fn set_interest(&self, _interest: Interest) {
+        INTEREST_EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn metadata(&self) -> &Metadata<'_> {
+        &EPOCH_META
+    }
+}
+
+/// Registers the epoch callsite, once.
+fn watch_interest() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing_core::callsite::register(&EPOCH_CALLSITE));
 }
 
 /// A host-side callsite standing in for one of a module's.
@@ -105,6 +179,15 @@ impl Callsite for HostCallsite {
 }
 
 impl HostCallsite {
+    /// The host's lasting interest, as the ABI says it.
+    fn interest(&self) -> u32 {
+        match self.interest.load(Ordering::Relaxed) {
+            INTEREST_NEVER => interest::NEVER,
+            INTEREST_ALWAYS => interest::ALWAYS,
+            _ => interest::SOMETIMES,
+        }
+    }
+
     fn enabled(&'static self) -> bool {
         match self.interest.load(Ordering::Relaxed) {
             INTEREST_NEVER => false,
@@ -188,32 +271,28 @@ impl ModuleLog {
             .by_id
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&meta.id)
+            .get(&meta.id())
         {
             return callsite;
         }
         // SAFETY: the module passes strings valid for this call.
         let text = |raw: &RawBytes| unsafe { String::from_utf8_lossy(raw.as_slice()).into_owned() };
-        let names: &[RawBytes] = if meta.field_count == 0 || meta.field_names.is_null() {
-            &[]
-        } else {
-            // SAFETY: the module passes `field_count` names valid for this call.
-            unsafe { std::slice::from_raw_parts(meta.field_names, meta.field_count) }
-        };
+        // SAFETY: the module passes its field names valid for this call.
+        let names = unsafe { meta.field_names() };
         let key = CallsiteKey {
-            level: meta.level,
-            target: text(&meta.target),
-            name: text(&meta.name),
-            module_path: text(&meta.module_path),
-            file: text(&meta.file),
-            line: meta.line,
+            level: meta.level(),
+            target: text(&meta.target()),
+            name: text(&meta.name()),
+            module_path: text(&meta.module_path()),
+            file: text(&meta.file()),
+            line: meta.line(),
             fields: names.iter().map(text).collect(),
         };
         let callsite = intern(key);
         self.by_id
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(meta.id, callsite);
+            .insert(meta.id(), callsite);
         callsite
     }
 }
@@ -228,6 +307,27 @@ unsafe extern "C" fn log_enabled(ctx: *const c_void, meta: &LogMetadata) -> bool
         unsafe { log.callsite(meta) }.enabled()
     }))
     .unwrap_or(false)
+}
+
+unsafe extern "C" fn log_register(ctx: *const c_void, meta: &LogMetadata) -> u32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in `log_enabled`.
+        let log = unsafe { &*ctx.cast::<ModuleLog>() };
+        // SAFETY: as in `log_enabled`.
+        unsafe { log.callsite(meta) }.interest()
+    }))
+    .unwrap_or(interest::SOMETIMES)
+}
+
+unsafe extern "C" fn log_max_level(_ctx: *const c_void) -> u32 {
+    match tracing_core::LevelFilter::current().into_level() {
+        None => 0,
+        Some(Level::ERROR) => abi::level::ERROR,
+        Some(Level::WARN) => abi::level::WARN,
+        Some(Level::INFO) => abi::level::INFO,
+        Some(Level::DEBUG) => abi::level::DEBUG,
+        Some(Level::TRACE) => abi::level::TRACE,
+    }
 }
 
 /// A field value from a module, as the host records it.

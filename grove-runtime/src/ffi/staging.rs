@@ -84,8 +84,28 @@ impl Staging {
         self.dir.path()
     }
 
-    /// Refuses a library that another user could have written, unless allowed.
-    pub(crate) fn check_source(&self, source: &Path) -> Result<()> {
+    /// Refuses a library that another user could have written, unless allowed: checked on
+    /// `file`, the descriptor the library is read through (so a file swapped in after the
+    /// check is not the one read), and on the directory of the file it really is (through
+    /// symlinks).
+    pub(crate) fn check_opened(&self, source: &Path, file: &fs::File) -> Result<()> {
+        if self.allow_world_writable {
+            return Ok(());
+        }
+        let Ok(metadata) = file.metadata() else {
+            return Ok(());
+        };
+        self.check_metadata(source, &opened_path(file, source), &metadata)
+    }
+
+    /// As [`Staging::check_opened`], from the metadata of the open descriptor of the file
+    /// at `resolved` (its real path).
+    pub(crate) fn check_metadata(
+        &self,
+        source: &Path,
+        resolved: &Path,
+        metadata: &fs::Metadata,
+    ) -> Result<()> {
         if self.allow_world_writable {
             return Ok(());
         }
@@ -93,23 +113,24 @@ impl Staging {
             path: source.to_owned(),
             reason,
         };
-        // A missing or unreadable file is reported by the read that follows.
-        let Ok(meta) = fs::metadata(source) else {
-            return Ok(());
+        let shown = if resolved == source {
+            String::new()
+        } else {
+            format!(" ({} through a symlink)", resolved.display())
         };
-        if meta.permissions().mode() & 0o002 != 0 {
+        if metadata.permissions().mode() & 0o002 != 0 {
             return Err(refuse(format!(
-                "the file is world-writable (mode {:o}): any user could replace the code \
-                 this host runs; `chmod o-w` it, or allow it with \
+                "the file{shown} is world-writable (mode {:o}): any user could replace the \
+                 code this host runs; `chmod o-w` it, or allow it with \
                  Staging::allow_world_writable / EngineBuilder::allow_world_writable",
-                meta.permissions().mode() & 0o7777
+                metadata.permissions().mode() & 0o7777
             )));
         }
-        let dir = source
+        let dir = resolved
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if let Ok(dir_meta) = fs::metadata(dir)
+        if let Ok(dir_meta) = fs::File::open(dir).and_then(|d| d.metadata())
             && dir_meta.permissions().mode() & 0o002 != 0
         {
             return Err(refuse(format!(
@@ -173,6 +194,13 @@ impl Staging {
             }
         }
     }
+}
+
+/// The real path of the open `file` (symlinks resolved), or `fallback`.
+pub(crate) fn opened_path(file: &fs::File, fallback: &Path) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .unwrap_or_else(|_| fallback.to_owned())
 }
 
 /// Why copying a library into the staging area failed.
@@ -286,10 +314,11 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         let lib = dir.join("libm.so");
         fs::write(&lib, b"x").unwrap();
-        staging.check_source(&lib).unwrap();
+        let check = |staging: &Staging| staging.check_opened(&lib, &fs::File::open(&lib).unwrap());
+        check(&staging).unwrap();
 
         fs::set_permissions(&lib, fs::Permissions::from_mode(0o666)).unwrap();
-        let err = staging.check_source(&lib).unwrap_err().to_string();
+        let err = check(&staging).unwrap_err().to_string();
         assert!(
             err.contains("world-writable") && err.contains("libm.so"),
             "{err}"
@@ -297,13 +326,24 @@ mod tests {
 
         fs::set_permissions(&lib, fs::Permissions::from_mode(0o644)).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let err = staging.check_source(&lib).unwrap_err().to_string();
+        let err = check(&staging).unwrap_err().to_string();
         assert!(
             err.contains("directory") && err.contains("allow_world_writable"),
             "{err}"
         );
 
+        // Through a symlink in a safe directory, the real file's directory is what counts.
+        let safe = parent.path().join("safe");
+        fs::create_dir(&safe).unwrap();
+        let link = safe.join("libm.so");
+        symlink(&lib, &link).unwrap();
+        let err = staging
+            .check_opened(&link, &fs::File::open(&link).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("directory") && err.contains("lib"), "{err}");
+
         let staging = staging.allow_world_writable(true);
-        staging.check_source(&lib).unwrap();
+        check(&staging).unwrap();
     }
 }

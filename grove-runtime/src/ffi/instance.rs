@@ -8,18 +8,24 @@ use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use grove::abi::{ByteSink, FrameInfo, RawBytes, RawInstance, Status, VTable};
+use grove::abi::{ByteSink, FrameInfo, RawBytes, RawInstance, Status, VTableRef};
 use grove::state::StateFormat;
 
+use super::calls::ModuleCalls;
+use super::host_log;
+use super::library::{Library, Unmapped};
 use crate::error::{Call, Error, Result};
-use crate::library::{Library, Unmapped};
 
 /// A module value created by a library's `create_module`.
 #[derive(Debug)]
 pub(crate) struct Instance {
     this: *mut c_void,
-    vtable: *const VTable,
+    vtable: VTableRef,
     schema_fingerprint: u64,
+    /// Which call is running, for crash reports and the watchdog.
+    calls: Arc<ModuleCalls>,
+    /// The host's log-interest epoch the library last heard of.
+    log_epoch: u64,
     /// Dropped by hand, after the value is destroyed.
     library: ManuallyDrop<Arc<Library>>,
 }
@@ -29,55 +35,63 @@ pub(crate) struct Instance {
 unsafe impl Send for Instance {}
 
 impl Instance {
-    /// Creates the library's module value. On failure the library is closed.
-    pub(crate) fn create(library: Library) -> Result<Self> {
-        Self::create_shared(Arc::new(library))
+    /// Creates the library's module value, its calls marked on `calls`. On failure the
+    /// library is closed.
+    pub(crate) fn create(library: Library, calls: Arc<ModuleCalls>) -> Result<Self> {
+        Self::create_shared(Arc::new(library), calls)
     }
 
     /// Creates one more module value from `library`.
-    pub(crate) fn create_shared(library: Arc<Library>) -> Result<Self> {
-        let mut raw = RawInstance {
-            this: std::ptr::null_mut(),
-            vtable: std::ptr::null(),
-            schema_fingerprint: 0,
-        };
+    pub(crate) fn create_shared(library: Arc<Library>, calls: Arc<ModuleCalls>) -> Result<Self> {
+        let mut raw = RawInstance::EMPTY;
         let mut message = Vec::new();
-        // SAFETY: `create_fn` is the library's `create_module` (checked by the loader); the
-        // host table lives in `library`, which outlives every use of the instance; `raw`
-        // is valid for writes.
-        let status = unsafe {
-            (library.create_fn())(
-                library.host_api(),
-                &mut raw,
-                ByteSink::for_vec(&mut message),
-            )
+        let status = {
+            let _call = calls.enter(Call::Create);
+            // SAFETY: `create_fn` is the library's `create_module` (checked by the loader);
+            // the host table lives in `library`, which is detached before it lets the table
+            // go; `raw` is valid for writes.
+            unsafe {
+                (library.create_fn())(
+                    library.host_api(),
+                    &mut raw,
+                    ByteSink::for_vec(&mut message),
+                )
+            }
         };
+        let failed = |message: String| Error::Failed {
+            module: library.name().to_owned(),
+            path: library.source().to_owned(),
+            call: Call::Create,
+            message,
+        };
+        // The vtable is written before any of the author's code runs: remember it, so that
+        // the library can be detached even when `create` failed.
+        let vtable = if raw.vtable().is_null() {
+            None
+        } else {
+            // SAFETY: the vtable is a static of the library, open while `library` lives.
+            Some(unsafe { VTableRef::from_raw(raw.vtable()) })
+        };
+        if let Some(Ok(vtable)) = vtable {
+            library.remember_vtable(vtable);
+        }
         status_to_result(status, &message, &library, Call::Create)?;
-        if raw.this.is_null() || raw.vtable.is_null() {
-            return Err(Error::Failed {
-                module: library.name().to_owned(),
-                path: library.source().to_owned(),
-                call: Call::Create,
-                message: "create_module returned no instance".into(),
-            });
-        }
-        // SAFETY: the vtable is a static of the library, valid while it is open.
-        let vtable_size = unsafe { (*raw.vtable).size };
-        if vtable_size < size_of::<VTable>() {
-            return Err(Error::Failed {
-                module: library.name().to_owned(),
-                path: library.source().to_owned(),
-                call: Call::Create,
-                message: format!(
-                    "its function table is {vtable_size} bytes, shorter than this ABI's {}",
-                    size_of::<VTable>()
-                ),
-            });
-        }
+        let vtable = match vtable {
+            Some(Ok(vtable)) if !raw.this().is_null() => vtable,
+            Some(Err(size)) => {
+                return Err(failed(format!(
+                    "its function table is {size} bytes, shorter than any grove module's ({})",
+                    grove::abi::VTABLE_MIN_SIZE_V1
+                )));
+            }
+            _ => return Err(failed("create_module returned no instance".into())),
+        };
         Ok(Self {
-            this: raw.this,
-            vtable: raw.vtable,
-            schema_fingerprint: raw.schema_fingerprint,
+            this: raw.this(),
+            vtable,
+            schema_fingerprint: raw.schema_fingerprint(),
+            calls,
+            log_epoch: host_log::interest_epoch(),
             library: ManuallyDrop::new(library),
         })
     }
@@ -90,25 +104,29 @@ impl Instance {
         &self.library
     }
 
+    /// The marker of this module's calls.
+    pub(crate) fn calls(&self) -> &Arc<ModuleCalls> {
+        &self.calls
+    }
+
     pub(crate) fn schema_fingerprint(&self) -> u64 {
         self.schema_fingerprint
     }
 
-    fn vtable(&self) -> &VTable {
-        // SAFETY: checked non-null and full-sized in `create`; static data of the library,
-        // which is open while `self` lives.
-        unsafe { &*self.vtable }
-    }
-
     fn frame_call(&mut self, call: Call, frame: &FrameInfo) -> Result<()> {
-        let vtable = self.vtable();
+        let epoch = host_log::interest_epoch();
+        if epoch != self.log_epoch {
+            self.log_epoch = epoch;
+            self.library.log_interest_changed();
+        }
         let function = match call {
-            Call::Init => vtable.init,
-            Call::Process => vtable.process,
-            Call::Shutdown => vtable.shutdown,
+            Call::Init => self.vtable.init(),
+            Call::Process => self.vtable.process(),
+            Call::Shutdown => self.vtable.shutdown(),
             _ => unreachable!("not a frame call: {call}"),
         };
         let mut message = Vec::new();
+        let _call = self.calls.enter(call);
         // SAFETY: `this` is live (destroyed only in `destroy`) and `&mut self` makes this
         // the only call on it.
         let status = unsafe { function(self.this, frame, ByteSink::for_vec(&mut message)) };
@@ -131,9 +149,10 @@ impl Instance {
     pub(crate) fn save_state(&mut self, format: StateFormat) -> Result<Vec<u8>> {
         let mut state = Vec::new();
         let mut message = Vec::new();
+        let _call = self.calls.enter(Call::SaveState);
         // SAFETY: as in `frame_call`.
         let status = unsafe {
-            (self.vtable().save_state)(
+            (self.vtable.save_state())(
                 self.this,
                 format.to_raw(),
                 ByteSink::for_vec(&mut state),
@@ -147,9 +166,10 @@ impl Instance {
     /// Replaces the state with `state`, encoded in `format`.
     pub(crate) fn load_state(&mut self, format: StateFormat, state: &[u8]) -> Result<()> {
         let mut message = Vec::new();
+        let _call = self.calls.enter(Call::LoadState);
         // SAFETY: as in `frame_call`; `state` is valid for the call.
         let status = unsafe {
-            (self.vtable().load_state)(
+            (self.vtable.load_state())(
                 self.this,
                 format.to_raw(),
                 RawBytes::new(state),
@@ -176,9 +196,10 @@ impl Instance {
 
     fn destroy(&mut self) -> Result<()> {
         let mut message = Vec::new();
+        let _call = self.calls.enter(Call::Destroy);
         // SAFETY: `this` is live, and is not used after this call (`retire` and `drop`
         // call this once, then only close the library).
-        let status = unsafe { (self.vtable().destroy)(self.this, ByteSink::for_vec(&mut message)) };
+        let status = unsafe { (self.vtable.destroy())(self.this, ByteSink::for_vec(&mut message)) };
         status_to_result(status, &message, &self.library, Call::Destroy)
     }
 }
@@ -214,11 +235,11 @@ fn status_to_result(status: Status, message: &[u8], library: &Library, call: Cal
             call,
             message: text,
         },
-        Status(code) => Error::Failed {
+        other => Error::Failed {
             module,
             path,
             call,
-            message: format!("unknown status {code}: {text}"),
+            message: format!("unknown status {}: {text}", other.code()),
         },
     })
 }

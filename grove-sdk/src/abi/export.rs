@@ -11,11 +11,12 @@ use std::ffi::c_void;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::abi::{
-    self, ByteSink, FrameInfo, HostApi, ModuleHeader, RawBytes, RawInstance, Status, VTable,
+use super::{
+    ByteSink, FrameInfo, HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status,
+    VTable, forward, host, panic,
 };
 use crate::state::{self, StateFormat};
-use crate::{Context, Module, log, panic};
+use crate::{Context, Module};
 
 /// What the export glue needs of a module type.
 pub trait Exportable: Module + Default + Serialize + DeserializeOwned {
@@ -25,35 +26,41 @@ pub trait Exportable: Module + Default + Serialize + DeserializeOwned {
 
 impl<M: Module + Default + Serialize + DeserializeOwned> Exportable for M {}
 
-/// The header of a module library.
-pub const fn header(module_name: &'static str, type_name: &'static str) -> ModuleHeader {
-    ModuleHeader {
-        magic: abi::MAGIC,
-        abi_version: abi::ABI_VERSION,
-        header_size: size_of::<ModuleHeader>() as u32,
-        sdk_version: RawBytes::from_static(env!("CARGO_PKG_VERSION")),
-        rustc_version: RawBytes::from_static(env!("GROVE_RUSTC_VERSION")),
-        module_name: RawBytes::from_static(module_name),
-        type_name: RawBytes::from_static(type_name),
-    }
+/// The header of a module library; `panic_unwind` is the module crate's
+/// `cfg!(panic = "unwind")`.
+pub const fn header(
+    module_name: &'static str,
+    type_name: &'static str,
+    panic_unwind: bool,
+) -> ModuleHeader {
+    ModuleHeader::new(module_name, type_name, panic_unwind)
 }
 
 /// The function table for `M`.
 pub const fn vtable<M: Exportable>() -> VTable {
-    VTable {
-        size: size_of::<VTable>(),
-        destroy: destroy::<M>,
-        init: init::<M>,
-        process: process::<M>,
-        shutdown: shutdown::<M>,
-        save_state: save_state::<M>,
-        load_state: load_state::<M>,
+    // SAFETY: each function is the one its entry documents, for instances of `M` made by
+    // `create::<M>`; `detach` and `interest_changed` act on this library's globals.
+    unsafe {
+        VTable::new(
+            destroy::<M>,
+            init::<M>,
+            process::<M>,
+            shutdown::<M>,
+            save_state::<M>,
+            load_state::<M>,
+            Some(host::detach),
+            Some(forward::interest_changed),
+        )
     }
 }
 
-/// Runs `f` under the panic guard and reports its outcome as a status.
-fn guarded(error: &ByteSink<'_>, f: impl FnOnce() -> Result<(), String>) -> Status {
-    match panic::catch(f) {
+/// Runs `f` as the ABI call `call` under the panic guard and reports its outcome.
+fn guarded(
+    call: &'static str,
+    error: &ByteSink<'_>,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Status {
+    match panic::catch(call, f) {
         Ok(Ok(())) => Status::OK,
         Ok(Err(message)) => {
             error.write(message.as_bytes());
@@ -70,42 +77,39 @@ fn guarded(error: &ByteSink<'_>, f: impl FnOnce() -> Result<(), String>) -> Stat
 ///
 /// # Safety
 /// `host` must point to a valid [`HostApi`] that stays at its address until the library is
-/// closed; `out` must be valid for a write of a [`RawInstance`].
+/// detached (see [`CreateFn`](super::CreateFn)); `out` must be valid for a write of a
+/// [`RawInstance`].
 pub unsafe fn create<M: Exportable>(
     host: *const HostApi,
     out: *mut RawInstance,
     error: ByteSink<'_>,
     vtable: &'static VTable,
+    header: &'static ModuleHeader,
 ) -> Status {
-    guarded(&error, || {
-        // SAFETY: the caller guarantees `host` is valid.
-        let host_api = unsafe { &*host };
-        if host_api.size < size_of::<HostApi>() {
-            return Err(format!(
-                "the host's API table is older than this module's SDK ({} < {} bytes): \
-                 rebuild the host with grove {} or newer",
-                host_api.size,
-                size_of::<HostApi>(),
-                env!("CARGO_PKG_VERSION")
-            ));
-        }
-        panic::install_hook();
-        // SAFETY: the caller guarantees `host` outlives the library.
-        unsafe { log::install(host) };
+    // The vtable first, before any code that can fail: with it the host can detach this
+    // library even if the rest of `create` does not get far.
+    // SAFETY: the caller guarantees `out` is valid for writes; a null value with this
+    // library's vtable is what `RawInstance::new` allows before the value exists.
+    unsafe {
+        out.write(RawInstance::new(
+            std::ptr::null_mut(),
+            vtable,
+            SCHEMA_UNKNOWN,
+        ))
+    };
+    panic::install_hook(header.module_name());
+    guarded("create", &error, || {
+        // SAFETY: the caller guarantees `host` stays valid until the library is detached.
+        unsafe { host::attach(host) }?;
+        forward::install();
         // Tracing the schema runs the type's `Deserialize` (and `Drop`) on sample values;
         // whatever that does, it must not fail the load: an unknown schema only means the
         // slower, tolerant state path.
         let schema_fingerprint =
-            panic::catch(state::fingerprint::<M>).unwrap_or(abi::SCHEMA_UNKNOWN);
+            panic::catch("create", state::fingerprint::<M>).unwrap_or(SCHEMA_UNKNOWN);
         let this = Box::into_raw(Box::new(M::default())).cast::<c_void>();
-        // SAFETY: the caller guarantees `out` is valid for writes.
-        unsafe {
-            out.write(RawInstance {
-                this,
-                vtable,
-                schema_fingerprint,
-            })
-        };
+        // SAFETY: as above; `this` is an `M` the vtable's functions take.
+        unsafe { out.write(RawInstance::new(this, vtable, schema_fingerprint)) };
         Ok(())
     })
 }
@@ -113,7 +117,7 @@ pub unsafe fn create<M: Exportable>(
 /// # Safety
 /// `this` must be an instance made by [`create::<M>`], not used again afterwards.
 unsafe extern "C" fn destroy<M: Exportable>(this: *mut c_void, error: ByteSink<'_>) -> Status {
-    guarded(&error, || {
+    guarded("destroy", &error, || {
         // SAFETY: `this` came from `Box::into_raw` of an `M` in `create` and is destroyed
         // exactly once (the caller's contract).
         drop(unsafe { Box::from_raw(this.cast::<M>()) });
@@ -129,12 +133,13 @@ unsafe fn on_frame<M: Exportable>(
     this: *mut c_void,
     frame: &FrameInfo,
     error: ByteSink<'_>,
+    name: &'static str,
     call: fn(&mut M, &mut Context),
 ) -> Status {
     // SAFETY: the caller guarantees `this` is a live, exclusively borrowed `M`.
     let module = unsafe { &mut *this.cast::<M>() };
     let mut ctx = Context::from_frame(*frame);
-    guarded(&error, || {
+    guarded(name, &error, || {
         call(module, &mut ctx);
         Ok(())
     })
@@ -146,7 +151,7 @@ unsafe extern "C" fn init<M: Exportable>(
     error: ByteSink<'_>,
 ) -> Status {
     // SAFETY: the host calls vtable functions only on live instances, one call at a time.
-    unsafe { on_frame::<M>(this, frame, error, M::init) }
+    unsafe { on_frame::<M>(this, frame, error, "init", M::init) }
 }
 
 unsafe extern "C" fn process<M: Exportable>(
@@ -155,7 +160,7 @@ unsafe extern "C" fn process<M: Exportable>(
     error: ByteSink<'_>,
 ) -> Status {
     // SAFETY: as in `init`.
-    unsafe { on_frame::<M>(this, frame, error, M::process) }
+    unsafe { on_frame::<M>(this, frame, error, "process", M::process) }
 }
 
 unsafe extern "C" fn shutdown<M: Exportable>(
@@ -164,7 +169,7 @@ unsafe extern "C" fn shutdown<M: Exportable>(
     error: ByteSink<'_>,
 ) -> Status {
     // SAFETY: as in `init`.
-    unsafe { on_frame::<M>(this, frame, error, M::shutdown) }
+    unsafe { on_frame::<M>(this, frame, error, "shutdown", M::shutdown) }
 }
 
 fn format_from_raw(raw: u32) -> Result<StateFormat, String> {
@@ -181,7 +186,7 @@ unsafe extern "C" fn save_state<M: Exportable>(
 ) -> Status {
     // SAFETY: as in `init`.
     let module = unsafe { &*this.cast::<M>() };
-    guarded(&error, || {
+    guarded("save_state", &error, || {
         let bytes = state::save(module, format_from_raw(format)?).map_err(|e| e.to_string())?;
         out.write(&bytes);
         Ok(())
@@ -198,7 +203,7 @@ unsafe extern "C" fn load_state<M: Exportable>(
     let module = unsafe { &mut *this.cast::<M>() };
     // SAFETY: the host passes bytes valid for this call.
     let bytes = unsafe { bytes.as_slice() };
-    guarded(&error, || {
+    guarded("load_state", &error, || {
         *module = state::load(bytes, format_from_raw(format)?).map_err(|e| e.to_string())?;
         Ok(())
     })
@@ -227,7 +232,7 @@ macro_rules! __grove_export {
         #[unsafe(export_name = $header_symbol)]
         #[used]
         pub static __GROVE_MODULE_HEADER: $crate::abi::ModuleHeader =
-            $crate::__private::header($name, $type_name);
+            $crate::__private::header($name, $type_name, cfg!(panic = "unwind"));
 
         /// # Safety
         /// As for [`grove::abi::CreateFn`].
@@ -248,6 +253,7 @@ macro_rules! __grove_export {
                     out,
                     error,
                     &<$ty as $crate::__private::Exportable>::VTABLE,
+                    &__GROVE_MODULE_HEADER,
                 )
             }
         }

@@ -1,0 +1,110 @@
+//! Fatal signals inside a module's code: say which module, which call and which signal
+//! before the process ends.
+//!
+//! A segfault, bus error, illegal instruction, arithmetic trap, stack overflow or abort in
+//! native code cannot be contained: the process ends, as it must. What grove adds is the
+//! last line: a handler, installed once per process for SIGSEGV, SIGBUS, SIGILL, SIGFPE and
+//! SIGABRT, that writes which module and call the crashing thread was in (from
+//! [`ModuleCalls`](super::calls)), then puts back whatever handler was there before (std's
+//! stack-overflow reporter, or the default) and lets the signal take its course, so the
+//! process still dies of that signal.
+//!
+//! The handler is async-signal-safe: it reads two thread-locals, writes prepared bytes with
+//! `write(2)`, and calls `sigaction` and `raise`. It runs on the thread's alternate signal
+//! stack (`SA_ONSTACK`): std gives one to the main thread and to the threads it starts, so
+//! a stack overflow is reported too. Signals outside any module call are passed on
+//! untouched.
+
+use std::sync::OnceLock;
+
+use libc::{c_int, c_void, sigaction, siginfo_t};
+
+use super::calls;
+
+/// The signals reported, with their names and what they usually mean.
+const SIGNALS: [(c_int, &str, &str); 5] = [
+    (
+        libc::SIGSEGV,
+        "SIGSEGV",
+        "invalid memory access, or a stack overflow",
+    ),
+    (libc::SIGBUS, "SIGBUS", "bus error"),
+    (libc::SIGILL, "SIGILL", "illegal instruction"),
+    (libc::SIGFPE, "SIGFPE", "arithmetic fault"),
+    (libc::SIGABRT, "SIGABRT", "the process aborted"),
+];
+
+/// The handlers that were installed before ours, by index into [`SIGNALS`].
+static PREVIOUS: OnceLock<[Option<sigaction>; SIGNALS.len()]> = OnceLock::new();
+
+/// Installs the report for fatal signals, once per process. Later calls do nothing.
+pub(crate) fn install() {
+    PREVIOUS.get_or_init(|| {
+        let mut previous = [None; SIGNALS.len()];
+        for (slot, (signal, name, _)) in previous.iter_mut().zip(SIGNALS) {
+            // SAFETY: a zeroed `sigaction` is a valid value (no handler, empty mask) that
+            // the calls below fill in.
+            let mut action: sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_fatal_signal as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            // SAFETY: `sa_mask` is ours to fill; `old` is written by the kernel; the
+            // handler only does async-signal-safe things.
+            let installed = unsafe {
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: sigaction = std::mem::zeroed();
+                (libc::sigaction(signal, &action, &mut old) == 0).then_some(old)
+            };
+            match installed {
+                Some(old) => *slot = Some(old),
+                None => tracing::debug!(signal = name, "cannot install the crash report"),
+            }
+        }
+        previous
+    });
+}
+
+/// Writes `bytes` to stderr, ignoring errors (there is nothing else to do with them here).
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: `write` is async-signal-safe and reads `bytes.len()` bytes of a live slice.
+    let _ = unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+extern "C" fn on_fatal_signal(signal: c_int, info: *mut siginfo_t, _context: *mut c_void) {
+    let index = SIGNALS.iter().position(|(s, _, _)| *s == signal);
+    if let (Some(index), Some((module, call))) = (index, calls::current_for_signal()) {
+        let (_, name, meaning) = SIGNALS[index];
+        for part in [
+            &b"grove: module `"[..],
+            module,
+            b"` crashed in ",
+            call.as_bytes(),
+            b": ",
+            name.as_bytes(),
+            b" (",
+            meaning.as_bytes(),
+            b"); the process ends\n",
+        ] {
+            write_stderr(part);
+        }
+    }
+    // Put the previous handler back and let the signal take its course with it.
+    let previous = index.and_then(|i| PREVIOUS.get().and_then(|p| p[i]));
+    // SAFETY: `sigaction` and `raise` are async-signal-safe; `previous` is the action the
+    // kernel gave us (or the default), valid to install again; `info` is the kernel's.
+    unsafe {
+        match previous {
+            Some(previous) => libc::sigaction(signal, &previous, std::ptr::null_mut()),
+            None => {
+                let mut default: sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &default, std::ptr::null_mut())
+            }
+        };
+        // A fault raised by the CPU happens again when the handler returns; a signal sent
+        // by `kill`, `raise` or `abort` (si_code <= 0) has to be sent again. It is blocked
+        // until the handler returns, then delivered to the handler just put back.
+        if info.is_null() || (*info).si_code <= 0 {
+            libc::raise(signal);
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! Loading a module library: open the file, check who could have written it, stage a
+//! private copy, read and check its header from the copy's bytes, and only then `dlopen`
+//! it; and closing it again: detach it from the host, keep it if threads still run its
+//! code, and check that it really left memory.
+//!
+//! Everything before `dlopen` works on the staged copy's bytes: no code of the library
+//! (constructors included) runs in the host until its header has said it is a grove module
+//! of a known ABI, built to unwind on panic, and (on a reload) the same module as the one
+//! running.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use grove::abi::{self, CreateFn, ModuleHeader, VTableRef};
+use libloading::os::unix::{Library as RawLibrary, RTLD_LOCAL, RTLD_NOW};
+
+use super::elf::{self, FileHeader};
+use super::host_log::HostLink;
+use super::maps;
+use super::staging::{StageError, Staging};
+use super::threads::{self, LibraryThread, ThreadSet};
+use crate::error::{Error, Result};
+
+/// What a library's header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeaderInfo {
+    /// The module's name.
+    pub module_name: String,
+    /// The Rust type the module was declared on.
+    pub type_name: String,
+    /// The library's ABI version.
+    pub abi_version: u32,
+    /// The grove-sdk version it was built with.
+    pub sdk_version: String,
+    /// The rustc that built it.
+    pub rustc_version: String,
+    /// Whether it was built with `panic = "unwind"`; `None` for a library whose SDK
+    /// predates the field.
+    pub panic_unwind: Option<bool>,
+}
+
+/// An opened module library: its private copy, the OS handle, and the host table handed to
+/// its instances. Closed (and its copy deleted) on drop, or with [`Library::close`] to learn
+/// whether it was really unmapped.
+#[derive(Debug)]
+pub(crate) struct Library {
+    /// `None` once closed.
+    raw: Option<RawLibrary>,
+    /// Freed only once the library can no longer call it (see [`Library::close`]).
+    host: Option<HostLink>,
+    header: HeaderInfo,
+    create: CreateFn,
+    /// The library's vtable, from its first `create_module`: how to detach it.
+    vtable: OnceLock<VTableRef>,
+    source: PathBuf,
+    staged: PathBuf,
+    content_hash: OnceLock<u64>,
+    /// The threads alive when it was opened: none of them can be the library's.
+    threads_at_load: ThreadSet,
+    _staging: Arc<Staging>,
+}
+
+/// How a closed library left the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unmapped {
+    /// No longer mapped.
+    Yes,
+    /// Still mapped after `dlclose`: something pinned it (a thread-local destructor on a
+    /// live thread, typically). Its memory stays until the pin is released.
+    Pinned,
+    /// Never closed: these threads, started while it was loaded, still run its code (a
+    /// dependency's thread pool, or a thread the module did not join). Unmapping it would
+    /// crash them; it stays in memory, detached from the host, for the life of the process.
+    ThreadsRunning(Vec<LibraryThread>),
+    /// Could not be checked (no `/proc/self/maps`), or another instance still holds it.
+    Unknown,
+}
+
+/// How long `detach` waits for the library's calls into the host to finish.
+const DETACH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What a reload expects the new library to hold: the running module.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub(crate) module_name: &'a str,
+    pub(crate) type_name: &'a str,
+}
+
+impl Library {
+    /// Loads the library at `source` (through a symlink, the file it points to), staging
+    /// its copy in `staging`. `expected`: the module a reload replaces.
+    ///
+    /// The file is opened once; its permissions are checked on that descriptor, and it is
+    /// copied from it (in the kernel, `copy_file_range`). Everything after the copy works
+    /// on a private snapshot that no build can change any more.
+    pub(crate) fn load(
+        source: &Path,
+        staging: &Arc<Staging>,
+        expected: Option<Expected<'_>>,
+    ) -> Result<Self> {
+        let read_error = |e| Error::Read {
+            path: source.to_owned(),
+            source: Arc::new(e),
+        };
+        let mut file = File::open(source).map_err(read_error)?;
+        staging.check_opened(source, &file)?;
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staged = staging.stage_copy(&stem, &mut file).map_err(|e| match e {
+            StageError::Read(e) => read_error(e),
+            StageError::Staging(e) => e,
+        })?;
+        let inspected = File::open(&staged)
+            .map_err(|e| Error::Staging {
+                path: staged.clone(),
+                source: Arc::new(e),
+            })
+            .and_then(|copy| {
+                elf::inspect(&object::ReadCache::new(copy)).map_err(|reason| Error::NotAModule {
+                    path: source.to_owned(),
+                    reason,
+                })
+            });
+        match inspected {
+            Ok(exports) => Self::open_staged(source, staged, exports, None, staging, expected),
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                Err(e)
+            }
+        }
+    }
+
+    /// Loads a library from `bytes`, a snapshot of the file at `source` read by the watcher
+    /// from a descriptor whose metadata is `opened` (checked as [`Library::load`] checks
+    /// its own), and whose [`content_hash`](Library::content_hash) is `hash`.
+    pub(crate) fn load_bytes(
+        source: &Path,
+        snapshot: Snapshot,
+        staging: &Arc<Staging>,
+        expected: Option<Expected<'_>>,
+    ) -> Result<Self> {
+        let Snapshot {
+            bytes,
+            hash,
+            resolved,
+            metadata,
+        } = snapshot;
+        staging.check_metadata(source, &resolved, &metadata)?;
+        let exports = elf::inspect(bytes.as_slice()).map_err(|reason| Error::NotAModule {
+            path: source.to_owned(),
+            reason,
+        })?;
+        let stem = exports
+            .header_symbol
+            .trim_start_matches(abi::HEADER_SYMBOL_PREFIX)
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let staged = staging.stage(&stem, &bytes)?;
+        drop(bytes);
+        Self::open_staged(source, staged, exports, Some(hash), staging, expected)
+    }
+
+    /// Checks the header read from the file, opens the staged copy and reads its exports.
+    /// The copy is deleted on failure.
+    fn open_staged(
+        source: &Path,
+        staged: PathBuf,
+        exports: elf::Exports,
+        hash: Option<u64>,
+        staging: &Arc<Staging>,
+        expected: Option<Expected<'_>>,
+    ) -> Result<Self> {
+        let remove_staged = |e| {
+            let _ = std::fs::remove_file(&staged);
+            e
+        };
+        let header = check_header(source, &exports, expected).map_err(remove_staged)?;
+        let threads_at_load = ThreadSet::now();
+        // SAFETY: loading a library runs its initialisers. The file passed the checks above
+        // (an ELF shared object exporting the header of the grove module expected, of a
+        // known ABI, built to unwind), so it was built by grove's macro, whose library has
+        // no initialisers of its own.
+        let raw = unsafe { RawLibrary::open(Some(&staged), RTLD_NOW | RTLD_LOCAL) }
+            .map_err(|e| open_error(source, &staged, staging, e))
+            .map_err(remove_staged)?;
+        let create = read_exports(&raw, source, &exports).map_err(remove_staged)?;
+        let host = HostLink::new(&header.module_name);
+        tracing::debug!(
+            module = %header.module_name,
+            path = %source.display(),
+            staged = %staged.display(),
+            sdk = %header.sdk_version,
+            rustc = %header.rustc_version,
+            "library opened"
+        );
+        let content_hash = OnceLock::new();
+        if let Some(hash) = hash {
+            let _ = content_hash.set(hash);
+        }
+        Ok(Self {
+            raw: Some(raw),
+            host: Some(host),
+            header,
+            create,
+            vtable: OnceLock::new(),
+            source: source.to_owned(),
+            staged,
+            content_hash,
+            threads_at_load,
+            _staging: Arc::clone(staging),
+        })
+    }
+
+    pub(crate) fn header(&self) -> &HeaderInfo {
+        &self.header
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.header.module_name
+    }
+
+    pub(crate) fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// A hash of the library's content: known when the watcher read it, else computed from
+    /// the staged copy on first use (only a watched module needs it).
+    pub(crate) fn content_hash(&self) -> u64 {
+        *self.content_hash.get_or_init(|| {
+            std::fs::read(&self.staged).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+        })
+    }
+
+    pub(crate) fn create_fn(&self) -> CreateFn {
+        self.create
+    }
+
+    pub(crate) fn host_api(&self) -> *const abi::HostApi {
+        self.host.as_ref().map_or(std::ptr::null(), HostLink::api)
+    }
+
+    /// Records the library's vtable (the first one seen): what detaching it goes through.
+    pub(crate) fn remember_vtable(&self, vtable: VTableRef) {
+        let _ = self.vtable.set(vtable);
+    }
+
+    /// Tells the library the host's log filter changed, if it can be told.
+    pub(crate) fn log_interest_changed(&self) {
+        if let Some(notify) = self.vtable.get().and_then(VTableRef::log_interest_changed) {
+            // SAFETY: the library is open (`self` holds it) and the entry takes no input.
+            unsafe { notify() };
+        }
+    }
+
+    /// Closes the library, deletes its copy, and says whether it left memory.
+    pub(crate) fn close(mut self) -> Unmapped {
+        self.close_inner()
+    }
+
+    /// Detaches the library from the host, then unmaps it unless threads still run its
+    /// code. The host's table is freed only when the library can no longer reach it:
+    /// detached with no call under way, or unmapped.
+    fn close_inner(&mut self) -> Unmapped {
+        let Some(raw) = self.raw.take() else {
+            return Unmapped::Unknown;
+        };
+        let module = self.header.module_name.clone();
+        let detached = match self.vtable.get().and_then(VTableRef::detach) {
+            Some(detach) => {
+                // SAFETY: the library is open; `detach` only clears the library's own
+                // pointer to the host and waits for its calls into it.
+                let drained = unsafe { detach(DETACH_TIMEOUT.as_nanos() as u64) };
+                drained == 1
+            }
+            None => false,
+        };
+        if !detached && self.vtable.get().is_some_and(|v| v.detach().is_some()) {
+            tracing::warn!(module = %module, "a thread of the old library is still inside a call into the host after 500 ms; its host table is kept");
+        }
+        let running = threads::running_in(&self.staged, &self.threads_at_load);
+        let unmapped = if running.is_empty() {
+            if let Err(e) = raw.close() {
+                tracing::warn!(module = %module, error = %e, "dlclose failed");
+            }
+            match maps::is_mapped(&self.staged) {
+                Some(false) => Unmapped::Yes,
+                Some(true) => Unmapped::Pinned,
+                None => Unmapped::Unknown,
+            }
+        } else {
+            // Never unmapped: its code is still running.
+            std::mem::forget(raw);
+            Unmapped::ThreadsRunning(running)
+        };
+        match &unmapped {
+            Unmapped::Pinned => tracing::warn!(
+                module = %module,
+                library = %self.staged.display(),
+                "old library is still mapped after dlclose: a thread_local! with a destructor, \
+                 used on a thread that is still alive, pins it; its memory is held until that \
+                 thread exits"
+            ),
+            Unmapped::ThreadsRunning(running) => tracing::warn!(
+                module = %module,
+                library = %self.staged.display(),
+                threads = running.len(),
+                names = %thread_list(running),
+                "old library kept in memory: threads it started still run its code (a \
+                 dependency's thread pool, or a thread not joined in Drop); it is detached \
+                 from the host and stays mapped for the life of the process"
+            ),
+            _ => {}
+        }
+        if unmapped != Unmapped::Yes && !detached {
+            // Its code may still call the host through this table: keep it for good.
+            if let Some(host) = self.host.take() {
+                std::mem::forget(host);
+            }
+        }
+        let _ = std::fs::remove_file(&self.staged);
+        unmapped
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        self.close_inner();
+    }
+}
+
+/// What the watcher read of a new library: the bytes, their hash, the file they came from
+/// and that file's metadata, from the descriptor they were read through.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) hash: u64,
+    pub(crate) resolved: PathBuf,
+    pub(crate) metadata: std::fs::Metadata,
+}
+
+fn thread_list(threads: &[LibraryThread]) -> String {
+    threads
+        .iter()
+        .map(|t| {
+            let name = if t.name.is_empty() {
+                "unnamed"
+            } else {
+                &t.name
+            };
+            format!("{name} (tid {})", t.tid)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks the header read from the file: magic, ABI version, size, panic strategy, and
+/// (for a reload) that it is the module expected. Nothing of the library has run yet.
+fn check_header(
+    source: &Path,
+    exports: &elf::Exports,
+    expected: Option<Expected<'_>>,
+) -> Result<HeaderInfo> {
+    let header: &FileHeader = &exports.header;
+    let not_a_module = |reason: String| Error::NotAModule {
+        path: source.to_owned(),
+        reason,
+    };
+    if header.magic != abi::MAGIC {
+        return Err(not_a_module(format!(
+            "its header `{}` has the wrong magic {:02x?}: it was not built by grove's macro",
+            exports.header_symbol, header.magic
+        )));
+    }
+    let symbol_name = || {
+        exports
+            .header_symbol
+            .trim_start_matches(abi::HEADER_SYMBOL_PREFIX)
+            .to_owned()
+    };
+    if !(abi::MIN_ABI_VERSION..=abi::ABI_VERSION).contains(&header.abi_version) {
+        return Err(Error::AbiMismatch {
+            path: source.to_owned(),
+            module: header.module_name.clone().unwrap_or_else(symbol_name),
+            found: header.abi_version,
+            min: abi::MIN_ABI_VERSION,
+            max: abi::ABI_VERSION,
+            module_sdk: header
+                .sdk_version
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            host_sdk: abi::SDK_VERSION.to_owned(),
+        });
+    }
+    if (header.header_size as usize) < abi::HEADER_MIN_SIZE_V1 {
+        return Err(not_a_module(format!(
+            "its header is {} bytes, shorter than ABI version {}'s {}",
+            header.header_size,
+            header.abi_version,
+            abi::HEADER_MIN_SIZE_V1
+        )));
+    }
+    let text = |value: &Option<String>, what: &str| {
+        value.clone().ok_or_else(|| {
+            not_a_module(format!("its header's {what} cannot be read from the file"))
+        })
+    };
+    let info = HeaderInfo {
+        module_name: text(&header.module_name, "module name")?,
+        type_name: text(&header.type_name, "type name")?,
+        abi_version: header.abi_version,
+        sdk_version: text(&header.sdk_version, "SDK version")?,
+        rustc_version: text(&header.rustc_version, "rustc version")?,
+        panic_unwind: match header.panic_strategy {
+            abi::PANIC_UNWIND => Some(true),
+            abi::PANIC_ABORT => Some(false),
+            _ => None,
+        },
+    };
+    if info.panic_unwind == Some(false) {
+        return Err(Error::PanicAbort {
+            path: source.to_owned(),
+            module: info.module_name,
+        });
+    }
+    if let Some(expected) = expected
+        && (info.module_name != expected.module_name || info.type_name != expected.type_name)
+    {
+        return Err(Error::WrongModule {
+            path: source.to_owned(),
+            expected: format!("{} ({})", expected.module_name, expected.type_name),
+            found: format!("{} ({})", info.module_name, info.type_name),
+        });
+    }
+    Ok(info)
+}
+
+/// The error for a `dlopen` that failed, with the loader's own words and what they mean.
+fn open_error(source: &Path, staged: &Path, staging: &Staging, error: libloading::Error) -> Error {
+    let said = std::error::Error::source(&error)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| error.to_string());
+    let advice = if said.contains("wrong ELF class") || said.contains("ELF file's") {
+        "it was built for another architecture or word size than this host: build the module \
+         crate for the host's target"
+            .to_owned()
+    } else if said.contains("failed to map segment") || said.contains("Operation not permitted") {
+        format!(
+            "the staging directory {} is probably on a filesystem mounted `noexec`, where no \
+             library can run: stage elsewhere with `EngineBuilder::staging(Arc::new(\
+             Staging::new_in(dir)?))`, or set TMPDIR to a directory on another filesystem",
+            staging.path().display()
+        )
+    } else if said.contains("cannot open shared object file") {
+        "a library it links against is missing: install it, or build the module without it"
+            .to_owned()
+    } else if said.contains("undefined symbol") {
+        "it needs a symbol this process does not provide: it was probably linked for another \
+         host, or against a library this process did not load"
+            .to_owned()
+    } else {
+        "the dynamic loader refused it".to_owned()
+    };
+    Error::Open {
+        path: source.to_owned(),
+        staged: staged.to_owned(),
+        reason: format!("{said}; {advice}"),
+        source: Arc::new(error),
+    }
+}
+
+/// Resolves `create_module`, after checking the header in memory says what the file said.
+fn read_exports(raw: &RawLibrary, source: &Path, exports: &elf::Exports) -> Result<CreateFn> {
+    let not_a_module = |reason: String| Error::NotAModule {
+        path: source.to_owned(),
+        reason,
+    };
+    // SAFETY: the symbol is a `ModuleHeader` static: `elf::inspect` found it exported under
+    // grove's header name with a version 1 header's size at least; only its fixed prefix
+    // is read.
+    let header: *const ModuleHeader =
+        unsafe { raw.get::<*const ModuleHeader>(exports.header_symbol.as_bytes()) }
+            .map(|symbol| *symbol)
+            .map_err(|e| not_a_module(format!("its header symbol cannot be resolved: {e}")))?;
+    // SAFETY: as above: magic and ABI version are the header's first 12 bytes.
+    let (magic, abi_version) = unsafe {
+        (
+            header
+                .byte_add(ModuleHeader::MAGIC_AT)
+                .cast::<[u8; 8]>()
+                .read(),
+            header
+                .byte_add(ModuleHeader::ABI_VERSION_AT)
+                .cast::<u32>()
+                .read(),
+        )
+    };
+    if magic != exports.header.magic || abi_version != exports.header.abi_version {
+        return Err(not_a_module(
+            "its header in memory differs from the one in the file".into(),
+        ));
+    }
+    // SAFETY: `elf::inspect` found this symbol exported under grove's create name next to
+    // a valid header, so it is the macro's `create_module`, of type `CreateFn`.
+    unsafe { raw.get::<CreateFn>(exports.create_symbol.as_bytes()) }
+        .map(|s| *s)
+        .map_err(|e| not_a_module(format!("its create_module cannot be resolved: {e}")))
+}

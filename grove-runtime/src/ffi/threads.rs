@@ -1,0 +1,386 @@
+//! Threads that still run a library's code when it is retired.
+//!
+//! A module can start threads its author cannot join: a dependency's pool (rayon's global
+//! pool, a tokio runtime) lives as long as the process. Unmapping the library under such a
+//! thread crashes the host the next time the thread wakes. So before a library is closed,
+//! every thread that might run its code is looked at:
+//!
+//! - only threads started since the library was loaded (a thread that existed before could
+//!   not have been started by it), other than the retiring thread itself and grove's own
+//!   module-system workers (which run module code only inside a frame, and no frame is
+//!   running);
+//! - for each, the kernel tells where its stack pointer and program counter are
+//!   (`/proc/self/task/<tid>/syscall`), and the live part of its stack is read (through
+//!   `/proc/self/mem`, a copy by the kernel, never a racy read of memory another thread is
+//!   writing) and searched for an address inside the library: a return address into its
+//!   code, or a pointer to its data. A thread whose stack holds one is running the
+//!   library's code, or will return into it.
+//!
+//! A thread the kernel shows as runnable has no stack pointer to read there; it is sent a
+//! real-time signal whose handler records where it was interrupted (from the signal's
+//! context), and its stack is read from there. A thread that cannot be sampled either way
+//! is counted as the library's: keeping a library mapped costs memory, unmapping it under
+//! a thread costs the process.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Threads of this process by kernel thread id.
+pub(crate) type Tid = i32;
+
+/// grove's own threads that run module code only inside a frame (module-system workers).
+static HOST_THREADS: Mutex<Vec<Tid>> = Mutex::new(Vec::new());
+
+/// This thread's kernel id.
+pub(crate) fn current_tid() -> Tid {
+    // SAFETY: `gettid` has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Marks the calling thread as one of grove's module-system workers until dropped.
+#[derive(Debug)]
+pub(crate) struct HostThread(());
+
+impl HostThread {
+    /// Registers the calling thread.
+    pub(crate) fn register() -> Self {
+        register_host_thread();
+        Self(())
+    }
+}
+
+impl Drop for HostThread {
+    fn drop(&mut self) {
+        unregister_host_thread();
+    }
+}
+
+/// Marks the calling thread as one of grove's module-system workers.
+pub(crate) fn register_host_thread() {
+    HOST_THREADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(current_tid());
+}
+
+/// Undoes [`register_host_thread`] for the calling thread.
+pub(crate) fn unregister_host_thread() {
+    let tid = current_tid();
+    let mut threads = HOST_THREADS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = threads.iter().position(|t| *t == tid) {
+        threads.swap_remove(i);
+    }
+}
+
+/// The threads alive at some moment: what a library's retirement compares against.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThreadSet(HashSet<Tid>);
+
+impl ThreadSet {
+    /// The threads alive now (empty if `/proc` cannot be read).
+    pub(crate) fn now() -> Self {
+        Self(tids().unwrap_or_default().into_iter().collect())
+    }
+}
+
+fn tids() -> std::io::Result<Vec<Tid>> {
+    Ok(std::fs::read_dir("/proc/self/task")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// A thread found running a library's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryThread {
+    /// The kernel's thread id.
+    pub tid: i32,
+    /// The thread's name (`/proc/.../comm`), empty when unnamed.
+    pub name: String,
+    /// Whether its stack could not be read (it kept running on a CPU): counted as the
+    /// library's to be safe.
+    pub unchecked: bool,
+}
+
+/// The address ranges of the mappings of `path` in this process.
+pub(crate) fn mapped_ranges(path: &std::path::Path) -> Vec<(u64, u64)> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    let Some(path) = path.to_str() else {
+        return Vec::new();
+    };
+    maps.lines()
+        .filter(|line| {
+            line.find('/')
+                .is_some_and(|i| line[i..].trim_end().trim_end_matches(" (deleted)") == path)
+        })
+        .filter_map(|line| parse_range(line.split_whitespace().next()?))
+        .collect()
+}
+
+fn parse_range(range: &str) -> Option<(u64, u64)> {
+    let (start, end) = range.split_once('-')?;
+    Some((
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    ))
+}
+
+/// The threads started since `loaded` (other than this one and grove's workers) whose
+/// stack points into the mappings of the library file `path`.
+pub(crate) fn running_in(path: &std::path::Path, loaded: &ThreadSet) -> Vec<LibraryThread> {
+    running_in_ranges(|| mapped_ranges(path), loaded)
+}
+
+/// As [`running_in`], with the mappings' address ranges made only when a thread is to be
+/// looked at.
+fn running_in_ranges(
+    ranges: impl FnOnce() -> Vec<(u64, u64)>,
+    loaded: &ThreadSet,
+) -> Vec<LibraryThread> {
+    let me = current_tid();
+    let workers = HOST_THREADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let candidates: Vec<Tid> = tids()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|tid| *tid != me && !loaded.0.contains(tid) && !workers.contains(tid))
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let ranges = ranges();
+    if ranges.is_empty() {
+        return Vec::new();
+    }
+    let Ok(mem) = File::open("/proc/self/mem") else {
+        // Nothing can be checked: every new thread counts.
+        return candidates.into_iter().map(|tid| unchecked(tid)).collect();
+    };
+    let stacks = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    candidates
+        .into_iter()
+        .filter_map(|tid| match where_is(tid) {
+            // Gone meanwhile.
+            Err(()) => None,
+            Ok(None) => Some(unchecked(tid)),
+            Ok(Some((sp, pc))) => {
+                let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
+                (inside(pc) || stack_points_into(&mem, &stacks, sp, &inside)).then(|| {
+                    LibraryThread {
+                        tid,
+                        name: thread_name(tid),
+                        unchecked: false,
+                    }
+                })
+            }
+        })
+        .collect()
+}
+
+fn unchecked(tid: Tid) -> LibraryThread {
+    LibraryThread {
+        tid,
+        name: thread_name(tid),
+        unchecked: true,
+    }
+}
+
+fn thread_name(tid: Tid) -> String {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .map(|name| name.trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+/// The thread's stack pointer and program counter: `Err` if it is gone, `Ok(None)` if
+/// they cannot be had.
+fn where_is(tid: Tid) -> Result<Option<(u64, u64)>, ()> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).map_err(|_| ())?;
+    // "<nr> <six args> <sp> <pc>" in a system call, "-1 <sp> <pc>" blocked outside one,
+    // "running" when runnable.
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    if let [.., sp, pc] = fields.as_slice()
+        && let (Some(sp), Some(pc)) = (hex(sp), hex(pc))
+    {
+        return Ok(Some((sp, pc)));
+    }
+    Ok(sample(tid))
+}
+
+/// The signal that samples a runnable thread.
+fn sample_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 6
+}
+
+/// Whether the sampling handler is installed (the signal was free).
+static SAMPLER: OnceLock<bool> = OnceLock::new();
+/// One sample at a time.
+static SAMPLING: Mutex<()> = Mutex::new(());
+static SAMPLE_TID: AtomicI32 = AtomicI32::new(0);
+static SAMPLE_SP: AtomicU64 = AtomicU64::new(0);
+static SAMPLE_PC: AtomicU64 = AtomicU64::new(0);
+static SAMPLE_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Interrupts thread `tid` to learn its stack pointer and program counter.
+fn sample(tid: Tid) -> Option<(u64, u64)> {
+    let installed = *SAMPLER.get_or_init(|| {
+        // SAFETY: a zeroed `sigaction` is valid; the old action is only read; the handler
+        // is async-signal-safe (atomics and `gettid`). The signal is taken only if nobody
+        // handles it yet.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sample_signal(), std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction != libc::SIG_DFL
+            {
+                return false;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sample as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sample_signal(), &action, std::ptr::null_mut()) == 0
+        }
+    });
+    if !installed {
+        return None;
+    }
+    let _one = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    SAMPLE_DONE.store(false, Ordering::SeqCst);
+    SAMPLE_TID.store(tid, Ordering::SeqCst);
+    // SAFETY: sends a signal to a thread of this process, whose handler is installed.
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sample_signal()) };
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let mut got = None;
+    while sent == 0 && Instant::now() < deadline {
+        if SAMPLE_DONE.load(Ordering::SeqCst) {
+            got = Some((
+                SAMPLE_SP.load(Ordering::SeqCst),
+                SAMPLE_PC.load(Ordering::SeqCst),
+            ));
+            break;
+        }
+        std::thread::yield_now();
+    }
+    SAMPLE_TID.store(0, Ordering::SeqCst);
+    got
+}
+
+extern "C" fn on_sample(
+    _signal: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    if context.is_null() || SAMPLE_TID.load(Ordering::SeqCst) != current_tid() {
+        return;
+    }
+    // SAFETY: the kernel passes the interrupted context as a `ucontext_t`.
+    let context = unsafe { &*context.cast::<libc::ucontext_t>() };
+    let Some((sp, pc)) = interrupted_at(context) else {
+        return;
+    };
+    SAMPLE_SP.store(sp, Ordering::SeqCst);
+    SAMPLE_PC.store(pc, Ordering::SeqCst);
+    SAMPLE_DONE.store(true, Ordering::SeqCst);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
+    let registers = &context.uc_mcontext.gregs;
+    Some((
+        registers[libc::REG_RSP as usize] as u64,
+        registers[libc::REG_RIP as usize] as u64,
+    ))
+}
+
+#[cfg(target_arch = "aarch64")]
+fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
+    Some((context.uc_mcontext.sp, context.uc_mcontext.pc))
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn interrupted_at(_context: &libc::ucontext_t) -> Option<(u64, u64)> {
+    None
+}
+
+/// The most of a stack read when looking for library addresses.
+const MAX_STACK_SCAN: u64 = 8 << 20;
+
+/// Whether any aligned word of the live stack above `sp` satisfies `inside`.
+fn stack_points_into(mem: &File, maps: &str, sp: u64, inside: &impl Fn(u64) -> bool) -> bool {
+    let Some(end) = maps
+        .lines()
+        .filter_map(|line| parse_range(line.split_whitespace().next()?))
+        .find(|(start, end)| (*start..*end).contains(&sp))
+        .map(|(_, end)| end)
+    else {
+        return false;
+    };
+    let start = sp & !7;
+    let end = end.min(start.saturating_add(MAX_STACK_SCAN));
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut at = start;
+    while at < end {
+        let want = usize::try_from(end - at)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let Ok(read) = mem.read_at(&mut buffer[..want], at) else {
+            return false;
+        };
+        if read == 0 {
+            return false;
+        }
+        if buffer[..read - read % 8]
+            .chunks_exact(8)
+            .any(|word| inside(u64::from_ne_bytes(word.try_into().expect("8 bytes"))))
+        {
+            return true;
+        }
+        at += read as u64;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_thread_whose_stack_holds_an_address_is_found_and_others_are_not() {
+        let before = ThreadSet::now();
+        // A region this test owns stands in for a library's mapping.
+        let region = vec![0u8; 4096];
+        let base = region.as_ptr() as u64;
+        let ranges = [(base, base + 4096)];
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::Builder::new()
+            .name("holds-address".into())
+            .spawn(move || {
+                let pointer = std::hint::black_box(base + 16);
+                ready_tx.send(()).unwrap();
+                let _ = stop_rx.recv();
+                std::hint::black_box(pointer);
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let found = running_in_ranges(|| ranges.to_vec(), &before);
+        assert!(found.iter().any(|t| t.name == "holds-address"), "{found:?}");
+        // Threads that existed before the snapshot are never counted.
+        assert!(running_in_ranges(|| ranges.to_vec(), &ThreadSet::now()).is_empty());
+        drop(stop_tx);
+        holder.join().unwrap();
+        assert!(
+            running_in_ranges(|| ranges.to_vec(), &before)
+                .iter()
+                .all(|t| t.name != "holds-address")
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! The function tables: [`VTable`] (what a module offers the host), [`HostApi`] (what the
+//! host offers a module), the [`RawInstance`] that carries a vtable, and the size-checked
+//! views ([`VTableRef`], [`HostApiRef`]) through which each side reads the other's table.
+
+use std::ffi::c_void;
+use std::mem::offset_of;
+
+use super::{ABI_VERSION, ByteSink, LogField, LogMetadata, RawBytes, Status, level};
+
+/// Timing of the frame being run, as the host measured it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Frame number, from 0.
+    pub frame: u64,
+    /// Time since the previous frame started, in nanoseconds.
+    pub delta_ns: u64,
+    /// Time since the engine started, in nanoseconds.
+    pub elapsed_ns: u64,
+}
+
+/// Builds an instance. Exported as `grove_create_module__<suffix>`.
+///
+/// The module writes `*out` (its vtable first, before any of the author's code runs, so
+/// that the host can detach the library even when creating fails); on [`Status::OK`] it
+/// also holds the instance. `host` must stay valid, at the same address, until the host
+/// detaches the library (the vtable's `detach`) or, for a library without that entry,
+/// until the library is unmapped.
+pub type CreateFn = unsafe extern "C" fn(
+    host: *const HostApi,
+    out: *mut RawInstance,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// Signature of `init`, `process` and `shutdown`.
+pub type FrameFn =
+    unsafe extern "C" fn(this: *mut c_void, frame: &FrameInfo, error: ByteSink<'_>) -> Status;
+
+/// Signature of `destroy`.
+pub type DestroyFn = unsafe extern "C" fn(this: *mut c_void, error: ByteSink<'_>) -> Status;
+
+/// Signature of `save_state`.
+pub type SaveStateFn = unsafe extern "C" fn(
+    this: *mut c_void,
+    format: u32,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// Signature of `load_state`.
+pub type LoadStateFn = unsafe extern "C" fn(
+    this: *mut c_void,
+    format: u32,
+    state: RawBytes,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// Signature of `detach`: the library forgets the host's table and waits up to
+/// `timeout_ns` for calls into the host already under way; returns 1 when none is left
+/// (the host may free its table), 0 when some still are.
+pub type DetachFn = unsafe extern "C" fn(timeout_ns: u64) -> u32;
+
+/// A notification without arguments (`log_interest_changed`).
+pub type NotifyFn = unsafe extern "C" fn();
+
+/// `HostApi::log_enabled`.
+pub type LogEnabledFn = unsafe extern "C" fn(ctx: *const c_void, meta: &LogMetadata) -> bool;
+
+/// `HostApi::log_event`.
+pub type LogEventFn = unsafe extern "C" fn(
+    ctx: *const c_void,
+    meta: &LogMetadata,
+    fields: *const LogField,
+    len: usize,
+);
+
+/// `HostApi::log_register`: the host's interest in a callsite, one of
+/// [`interest`](super::interest).
+pub type LogRegisterFn = unsafe extern "C" fn(ctx: *const c_void, meta: &LogMetadata) -> u32;
+
+/// `HostApi::log_max_level`: the most verbose level the host records now, as in
+/// [`level`]; 0 records nothing.
+pub type LogMaxLevelFn = unsafe extern "C" fn(ctx: *const c_void) -> u32;
+
+/// A live module instance: an opaque pointer and the functions that act on it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawInstance {
+    this: *mut c_void,
+    vtable: *const VTable,
+    schema_fingerprint: u64,
+}
+
+impl RawInstance {
+    /// No instance: what the host passes to `create_module` to be written.
+    pub const EMPTY: RawInstance = RawInstance {
+        this: std::ptr::null_mut(),
+        vtable: std::ptr::null(),
+        schema_fingerprint: 0,
+    };
+
+    /// An instance.
+    ///
+    /// # Safety
+    /// `this` must be a value the functions of `vtable` (a `'static` table of the library)
+    /// accept, until `destroy` is called on it.
+    pub unsafe fn new(this: *mut c_void, vtable: &'static VTable, schema_fingerprint: u64) -> Self {
+        Self {
+            this,
+            vtable,
+            schema_fingerprint,
+        }
+    }
+
+    /// The module's value, owned by the module library; null when none was made.
+    pub fn this(&self) -> *mut c_void {
+        self.this
+    }
+
+    /// The library's function table; null when the module wrote none.
+    pub fn vtable(&self) -> *const VTable {
+        self.vtable
+    }
+
+    /// Hash of the full serde shape of the module's state, or
+    /// [`SCHEMA_UNKNOWN`](super::SCHEMA_UNKNOWN).
+    pub fn schema_fingerprint(&self) -> u64 {
+        self.schema_fingerprint
+    }
+}
+
+/// The functions of a module instance. Append-only: `size` tells which entries exist.
+#[repr(C)]
+#[derive(Debug)]
+pub struct VTable {
+    size: usize,
+    destroy: DestroyFn,
+    init: FrameFn,
+    process: FrameFn,
+    shutdown: FrameFn,
+    save_state: SaveStateFn,
+    load_state: LoadStateFn,
+    // ---- appended after version 1's first release ----
+    detach: Option<DetachFn>,
+    log_interest_changed: Option<NotifyFn>,
+}
+
+/// The size of the first version 1 [`VTable`]: `size` and the six functions every module
+/// has. Everything past it is optional.
+pub const VTABLE_MIN_SIZE_V1: usize = offset_of!(VTable, detach);
+
+impl VTable {
+    /// A full table.
+    ///
+    /// # Safety
+    /// Each function must do what its field's documentation says, for instances made by the
+    /// same library's `create_module`.
+    #[allow(clippy::too_many_arguments)]
+    pub const unsafe fn new(
+        destroy: DestroyFn,
+        init: FrameFn,
+        process: FrameFn,
+        shutdown: FrameFn,
+        save_state: SaveStateFn,
+        load_state: LoadStateFn,
+        detach: Option<DetachFn>,
+        log_interest_changed: Option<NotifyFn>,
+    ) -> Self {
+        Self {
+            size: size_of::<VTable>(),
+            destroy,
+            init,
+            process,
+            shutdown,
+            save_state,
+            load_state,
+            detach,
+            log_interest_changed,
+        }
+    }
+
+    /// The same table claiming `size` bytes: what a module built with an older SDK (a
+    /// smaller size) or a newer one (a larger size) shows a host. For compatibility tests.
+    ///
+    /// # Safety
+    /// A host reads up to `size` bytes of the table: a larger size than
+    /// `size_of::<VTable>()` must be backed by that much readable memory, or no host may
+    /// read past its own entries.
+    #[doc(hidden)]
+    pub const unsafe fn with_size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+}
+
+/// A module's [`VTable`] as the host reads it: only the entries its size covers.
+#[derive(Clone, Copy, Debug)]
+pub struct VTableRef {
+    ptr: *const VTable,
+    size: usize,
+}
+
+// SAFETY: a vtable is immutable static data of its library; the functions it holds may be
+// called from any thread (a module type is `Send`).
+unsafe impl Send for VTableRef {}
+// SAFETY: as above.
+unsafe impl Sync for VTableRef {}
+
+impl VTableRef {
+    /// Reads the table's size and checks it holds at least the version 1 entries;
+    /// `Err(size)` when it is shorter.
+    ///
+    /// # Safety
+    /// `ptr` must point to a table whose first `size` bytes (the value of its first field)
+    /// stay readable and unchanged while the returned value is used: a library's static,
+    /// used while the library is open.
+    pub unsafe fn from_raw(ptr: *const VTable) -> Result<Self, usize> {
+        // SAFETY: every table starts with its size; the caller guarantees it is readable.
+        let size = unsafe { ptr.cast::<usize>().read() };
+        if size < VTABLE_MIN_SIZE_V1 {
+            return Err(size);
+        }
+        Ok(Self { ptr, size })
+    }
+
+    /// The table's size, as the module knows it.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Reads the entry at `offset`, or `None` when the table ends before it.
+    fn entry<T: Copy>(&self, offset: usize) -> Option<T> {
+        if offset + size_of::<T>() > self.size {
+            return None;
+        }
+        // SAFETY: `from_raw`'s caller guarantees `size` bytes are readable, and the entry
+        // lies inside them; every entry is a plain (optional) function pointer.
+        Some(unsafe { self.ptr.byte_add(offset).cast::<T>().read() })
+    }
+
+    /// Reads a version 1 entry, which every table has.
+    fn required<T: Copy>(&self, offset: usize) -> T {
+        self.entry(offset)
+            .expect("from_raw checked the table holds every version 1 entry")
+    }
+
+    /// Drops an instance. `this` is invalid afterwards, whatever the status.
+    pub fn destroy(&self) -> DestroyFn {
+        self.required(offset_of!(VTable, destroy))
+    }
+
+    /// `Module::init`, after create and after every reload.
+    pub fn init(&self) -> FrameFn {
+        self.required(offset_of!(VTable, init))
+    }
+
+    /// `Module::process`, once per frame.
+    pub fn process(&self) -> FrameFn {
+        self.required(offset_of!(VTable, process))
+    }
+
+    /// `Module::shutdown`, once when the module leaves for good.
+    pub fn shutdown(&self) -> FrameFn {
+        self.required(offset_of!(VTable, shutdown))
+    }
+
+    /// Serialises the state in `format` into `out`.
+    pub fn save_state(&self) -> SaveStateFn {
+        self.required(offset_of!(VTable, save_state))
+    }
+
+    /// Replaces the state with `state`, decoded in `format`. On failure the instance keeps
+    /// the state it had.
+    pub fn load_state(&self) -> LoadStateFn {
+        self.required(offset_of!(VTable, load_state))
+    }
+
+    /// Severs every pointer the library holds to the host (see [`DetachFn`]); `None` for a
+    /// library built before the entry existed, which cannot be detached.
+    pub fn detach(&self) -> Option<DetachFn> {
+        self.entry::<Option<DetachFn>>(offset_of!(VTable, detach))
+            .flatten()
+    }
+
+    /// Tells the library that the host's log filter changed, so that it asks again which
+    /// callsites are enabled; `None` for a library built before the entry existed.
+    pub fn log_interest_changed(&self) -> Option<NotifyFn> {
+        self.entry::<Option<NotifyFn>>(offset_of!(VTable, log_interest_changed))
+            .flatten()
+    }
+}
+
+/// What the host gives a module: logging now, messaging and config later. Append-only.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostApi {
+    size: usize,
+    abi_version: u32,
+    /// The most verbose level the host may record, as in [`level`]: a hint for modules
+    /// that cannot ask `log_max_level`.
+    max_log_level: u32,
+    ctx: *const c_void,
+    log_enabled: LogEnabledFn,
+    log_event: LogEventFn,
+    // ---- appended after version 1's first release ----
+    log_register: Option<LogRegisterFn>,
+    log_max_level: Option<LogMaxLevelFn>,
+}
+
+/// The size of the first version 1 [`HostApi`]. Everything past it is optional.
+pub const HOST_API_MIN_SIZE_V1: usize = offset_of!(HostApi, log_register);
+
+// SAFETY: `HostApi::new`'s caller guarantees `ctx` and the functions may be used from any
+// thread while the table is handed out.
+unsafe impl Sync for HostApi {}
+// SAFETY: as above.
+unsafe impl Send for HostApi {}
+
+impl HostApi {
+    /// A full table.
+    ///
+    /// # Safety
+    /// Every function must accept `ctx`, from any thread, for as long as a library holds
+    /// the table (until it is detached, or unmapped).
+    pub unsafe fn new(
+        ctx: *const c_void,
+        log_enabled: LogEnabledFn,
+        log_event: LogEventFn,
+        log_register: Option<LogRegisterFn>,
+        log_max_level: Option<LogMaxLevelFn>,
+    ) -> Self {
+        Self {
+            size: size_of::<HostApi>(),
+            abi_version: ABI_VERSION,
+            max_log_level: level::TRACE,
+            ctx,
+            log_enabled,
+            log_event,
+            log_register,
+            log_max_level,
+        }
+    }
+
+    /// The same table claiming `size` bytes, as a host built with an older or newer SDK
+    /// shows it. For compatibility tests.
+    ///
+    /// # Safety
+    /// As for [`VTable::with_size`].
+    #[doc(hidden)]
+    pub unsafe fn with_size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+}
+
+/// The host's [`HostApi`] as a module reads it: only the entries its size covers.
+#[derive(Clone, Copy, Debug)]
+pub struct HostApiRef {
+    ptr: *const HostApi,
+    size: usize,
+}
+
+impl HostApiRef {
+    /// Reads the table's size and checks it holds at least the version 1 entries;
+    /// `Err(size)` when it is shorter.
+    ///
+    /// # Safety
+    /// `ptr` must point to a table whose first `size` bytes stay readable and unchanged
+    /// while the returned value is used.
+    pub unsafe fn from_raw(ptr: *const HostApi) -> Result<Self, usize> {
+        // SAFETY: every table starts with its size; the caller guarantees it is readable.
+        let size = unsafe { ptr.cast::<usize>().read() };
+        if size < HOST_API_MIN_SIZE_V1 {
+            return Err(size);
+        }
+        Ok(Self { ptr, size })
+    }
+
+    /// The table's size, as the host knows it.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn entry<T: Copy>(&self, offset: usize) -> Option<T> {
+        if offset + size_of::<T>() > self.size {
+            return None;
+        }
+        // SAFETY: `from_raw`'s caller guarantees `size` bytes are readable, and the entry
+        // lies inside them; every entry is plain data or a function pointer.
+        Some(unsafe { self.ptr.byte_add(offset).cast::<T>().read() })
+    }
+
+    fn required<T: Copy>(&self, offset: usize) -> T {
+        self.entry(offset)
+            .expect("from_raw checked the table holds every version 1 entry")
+    }
+
+    /// The host's ABI version.
+    pub fn abi_version(&self) -> u32 {
+        self.required(offset_of!(HostApi, abi_version))
+    }
+
+    /// The host's static level hint, as in [`level`].
+    pub fn max_log_level_hint(&self) -> u32 {
+        self.required(offset_of!(HostApi, max_log_level))
+    }
+
+    /// The context every function takes.
+    pub fn ctx(&self) -> *const c_void {
+        self.required(offset_of!(HostApi, ctx))
+    }
+
+    /// Whether the host records an event from this callsite now.
+    pub fn log_enabled(&self) -> LogEnabledFn {
+        self.required(offset_of!(HostApi, log_enabled))
+    }
+
+    /// Records an event. `fields` points to `len` fields valid for the call.
+    pub fn log_event(&self) -> LogEventFn {
+        self.required(offset_of!(HostApi, log_event))
+    }
+
+    /// The host's lasting interest in a callsite; `None` for an older host (ask
+    /// `log_enabled` every time).
+    pub fn log_register(&self) -> Option<LogRegisterFn> {
+        self.entry::<Option<LogRegisterFn>>(offset_of!(HostApi, log_register))
+            .flatten()
+    }
+
+    /// The most verbose level the host records now; `None` for an older host.
+    pub fn log_max_level(&self) -> Option<LogMaxLevelFn> {
+        self.entry::<Option<LogMaxLevelFn>>(offset_of!(HostApi, log_max_level))
+            .flatten()
+    }
+}
