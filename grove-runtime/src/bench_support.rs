@@ -1,4 +1,7 @@
-//! Not public API: what the benchmarks need to measure the runtime's parts in isolation.
+//! Not public API: what the benchmarks need to measure the runtime's parts in isolation,
+//! and the compatibility tests to play a host of another SDK version.
+
+pub use crate::ffi::host_log::set_test_api_size;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use grove::Module;
 use grove::abi::FrameInfo;
@@ -26,6 +26,7 @@ use crate::loaded::{LoadedModule, Reloaded};
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, Stats};
 use crate::systems::{ModuleSystem, Strategy, Systems};
+use crate::watchdog::{DEFAULT_CALL_LIMIT, Watchdog};
 use crate::watcher::LibraryWatcher;
 
 /// The default frame rate.
@@ -52,7 +53,10 @@ pub struct Engine {
     frame: u64,
     started: Option<Instant>,
     last_start: Option<Instant>,
+    /// When a slow frame was last reported (at most one report a second).
+    last_slow_report: Option<Instant>,
     stop: Arc<AtomicBool>,
+    watchdog: Option<Watchdog>,
 }
 
 /// Configures an [`Engine`].
@@ -65,6 +69,8 @@ pub struct EngineBuilder {
     watch_files: bool,
     staging: Option<Arc<Staging>>,
     allow_world_writable: bool,
+    call_limit: Option<Duration>,
+    crash_reports: bool,
 }
 
 /// The engine's default system, as the builder was told it. A strategy's system is made in
@@ -85,6 +91,8 @@ impl Default for EngineBuilder {
             watch_files: true,
             staging: None,
             allow_world_writable: false,
+            call_limit: Some(DEFAULT_CALL_LIMIT),
+            crash_reports: true,
         }
     }
 }
@@ -148,6 +156,25 @@ impl EngineBuilder {
     }
 
     /// The engine.
+    /// How long one call into a module (`process`, `init`, a state transfer...) may run
+    /// before the watchdog reports it, while it runs, naming the module and the call
+    /// ([`EngineEvent::CallTooLong`] and a warning, again every `limit` after). One second
+    /// by default; `None` turns the watchdog off.
+    pub fn call_limit(mut self, limit: Option<Duration>) -> Self {
+        self.call_limit = limit.filter(|l| !l.is_zero());
+        self
+    }
+
+    /// Whether a fatal signal (segfault, bus error, illegal instruction, arithmetic trap,
+    /// stack overflow, abort) inside a module's code prints which module, call and signal
+    /// before the process ends (default: yes). The handler is installed once per process,
+    /// passes every signal on to the handler that was there before, and says nothing for
+    /// signals outside module code.
+    pub fn crash_reports(mut self, report: bool) -> Self {
+        self.crash_reports = report;
+        self
+    }
+
     pub fn build(self) -> Result<Engine> {
         let staging = match self.staging {
             Some(staging) => staging,
@@ -160,18 +187,28 @@ impl EngineBuilder {
             DefaultSystem::Strategy(strategy) => strategy.system_with_stack_size(stack_size),
             DefaultSystem::Given(system) => system,
         };
+        if self.crash_reports {
+            crate::ffi::crash::install();
+        }
+        let subscribers = Subscribers::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let watchdog = self
+            .call_limit
+            .map(|limit| Watchdog::start(limit, subscribers.clone(), Arc::clone(&stop)));
         Ok(Engine {
             modules: Vec::new(),
             systems: Systems::new(system, stack_size),
             pacer: FramePacer::new(self.fps),
             clock: FrameClock::default(),
-            subscribers: Subscribers::default(),
+            subscribers,
             staging,
             watch_files: self.watch_files,
             frame: 0,
             started: None,
             last_start: None,
-            stop: Arc::new(AtomicBool::new(false)),
+            last_slow_report: None,
+            stop,
+            watchdog,
         })
     }
 }
@@ -228,7 +265,7 @@ impl Engine {
     }
 
     /// Events from now on: loads, reloads, refusals, panics, builds.
-    pub fn subscribe(&mut self) -> Receiver<EngineEvent> {
+    pub fn subscribe(&self) -> Receiver<EngineEvent> {
         self.subscribers.subscribe()
     }
 
@@ -344,6 +381,9 @@ impl Engine {
 
     /// Adds `hosted` after the others, and shares the per-frame timing among them all.
     fn push(&mut self, mut hosted: HostedModule) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.watch(hosted.calls());
+        }
         let count = self.modules.len() + 1;
         hosted.clock.set_share(count);
         let stride = |n: usize| n / crate::stats::TIMED_PER_FRAME;
@@ -504,6 +544,19 @@ impl Engine {
                     }
                 }
             }
+            if let Some((reason, path)) = hosted
+                .watcher
+                .as_ref()
+                .and_then(|w| w.poll_invalid().map(|r| (r, w.path().to_owned())))
+            {
+                let name = hosted.name();
+                tracing::warn!(module = %name, path = %path.display(), reason, "the file at the module's path is not a module library; the running version keeps going");
+                events.push(EngineEvent::LibraryInvalid {
+                    module: name.to_owned(),
+                    path,
+                    reason,
+                });
+            }
             // Nothing above allocates unless something happened: this runs for every
             // module, every frame.
             let Some(new) = hosted.watcher.as_ref().and_then(LibraryWatcher::poll) else {
@@ -553,9 +606,42 @@ impl Engine {
                 error,
             });
         }
-        self.clock.frame_finished(start.elapsed());
+        let took = start.elapsed();
+        self.clock.frame_finished(took);
+        self.report_slow_frame(frame.frame, took);
         self.last_start = Some(start);
         self.frame += 1;
+    }
+
+    /// Reports a frame of more than four periods at the target rate, with the module that
+    /// took longest in it; at most once a second.
+    fn report_slow_frame(&mut self, frame: u64, took: Duration) {
+        let Some(budget) = self.pacer.period() else {
+            return;
+        };
+        if took <= budget * 4
+            || self
+                .last_slow_report
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_slow_report = Some(Instant::now());
+        let slowest = self
+            .modules
+            .iter()
+            .map(|m| (m.name(), m.last_process()))
+            .max_by_key(|(_, took)| *took)
+            .filter(|(_, took)| !took.is_zero())
+            .map(|(name, took)| (name.to_owned(), took));
+        let event = EngineEvent::SlowFrame {
+            frame,
+            took,
+            budget,
+            slowest,
+        };
+        tracing::warn!("{event}");
+        self.subscribers.send(event);
     }
 
     /// Runs `n` frames.

@@ -1,11 +1,14 @@
 //! [`EngineEvent`]: what happened to the modules, for hosts that want to react (a status
 //! bar, a test, an editor integration).
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::Error;
 use crate::loaded::Reloaded;
+use crate::{Call, Error};
 
 /// Something that happened to a module.
 #[derive(Debug, Clone)]
@@ -48,21 +51,129 @@ pub enum EngineEvent {
         /// The compiler's diagnostics.
         error: Error,
     },
+    /// A call into a module has been running longer than the engine's call limit (see
+    /// [`EngineBuilder::call_limit`](crate::EngineBuilder::call_limit)); sent while it
+    /// runs, and again every limit after that.
+    CallTooLong {
+        /// The module.
+        module: String,
+        /// The call.
+        call: Call,
+        /// How long it has run so far.
+        running: Duration,
+    },
+    /// The file at a watched library path has stayed something that is not a module
+    /// library (empty, text, truncated) for a couple of seconds: not a build in progress.
+    /// The running version keeps going.
+    LibraryInvalid {
+        /// The module whose path it is.
+        module: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A frame took far longer than its budget (four periods at the target rate).
+    SlowFrame {
+        /// The frame.
+        frame: u64,
+        /// How long it took.
+        took: Duration,
+        /// The frame period at the target rate.
+        budget: Duration,
+        /// The module that took longest in it, and how long, when one was timed.
+        slowest: Option<(String, Duration)>,
+    },
 }
 
-/// The engine's subscribers.
-#[derive(Debug, Default)]
-pub(crate) struct Subscribers(Vec<Sender<EngineEvent>>);
+impl fmt::Display for EngineEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineEvent::Loaded { module, path } => match path {
+                Some(path) => write!(f, "module `{module}` loaded from {}", path.display()),
+                None => write!(f, "module `{module}` added (linked statically)"),
+            },
+            EngineEvent::Reloaded(r) => write!(
+                f,
+                "module `{}` reloaded: generation {}, {:.2} ms, {} bytes of state ({})",
+                r.module,
+                r.generation,
+                r.took.as_secs_f64() * 1e3,
+                r.state_bytes,
+                r.format
+            ),
+            EngineEvent::ReloadRefused { error, .. } => write!(f, "{error}"),
+            EngineEvent::Panicked {
+                module,
+                frame,
+                error,
+            } => {
+                write!(f, "module `{module}` panicked in frame {frame}: {error}")
+            }
+            EngineEvent::BuildStarted { module } => write!(f, "module `{module}`: rebuilding"),
+            EngineEvent::BuildFailed { module, error } => {
+                write!(f, "module `{module}`: build failed: {error}")
+            }
+            EngineEvent::CallTooLong {
+                module,
+                call,
+                running,
+            } => write!(
+                f,
+                "module `{module}` has been in {call} for {:.1} s",
+                running.as_secs_f64()
+            ),
+            EngineEvent::LibraryInvalid {
+                module,
+                path,
+                reason,
+            } => write!(
+                f,
+                "{} (module `{module}`) is not a module library: {reason}",
+                path.display()
+            ),
+            EngineEvent::SlowFrame {
+                frame,
+                took,
+                budget,
+                slowest,
+            } => {
+                write!(
+                    f,
+                    "frame {frame} took {:.1} ms (budget {:.1} ms)",
+                    took.as_secs_f64() * 1e3,
+                    budget.as_secs_f64() * 1e3
+                )?;
+                match slowest {
+                    Some((module, took)) => write!(
+                        f,
+                        "; slowest module `{module}`: {:.1} ms",
+                        took.as_secs_f64() * 1e3
+                    ),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// The engine's subscribers, shared with the watchdog, which reports while the engine's
+/// thread is busy.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Subscribers(Arc<Mutex<Vec<Sender<EngineEvent>>>>);
 
 impl Subscribers {
-    pub(crate) fn subscribe(&mut self) -> Receiver<EngineEvent> {
+    pub(crate) fn subscribe(&self) -> Receiver<EngineEvent> {
         let (tx, rx) = channel();
-        self.0.push(tx);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
         rx
     }
 
     /// Sends `event` to every live subscriber, forgetting the ones that hung up.
-    pub(crate) fn send(&mut self, event: EngineEvent) {
-        self.0.retain(|tx| tx.send(event.clone()).is_ok());
+    pub(crate) fn send(&self, event: EngineEvent) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|tx| tx.send(event.clone()).is_ok());
     }
 }

@@ -56,6 +56,7 @@ mod signals;
 mod static_module;
 mod stats;
 mod systems;
+mod watchdog;
 mod watcher;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
@@ -71,6 +72,7 @@ pub use loaded::{LoadedModule, Reloaded};
 pub use static_module::StaticModule;
 pub use stats::{ModuleTiming, Percentiles, Stats};
 pub use systems::{ModuleSystem, Pool, Sequential, Strategy, Threaded};
+pub use watchdog::DEFAULT_CALL_LIMIT;
 pub use watcher::WatchError;
 
 pub use grove;

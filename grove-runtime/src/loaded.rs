@@ -77,6 +77,11 @@ impl LoadedModule {
         self.instance.name()
     }
 
+    /// The marker of this module's calls (kept across reloads).
+    pub(crate) fn calls(&self) -> &std::sync::Arc<crate::ffi::calls::ModuleCalls> {
+        self.instance.calls()
+    }
+
     /// How many versions have run: 1 after the first load, +1 per reload.
     pub fn generation(&self) -> u64 {
         self.generation

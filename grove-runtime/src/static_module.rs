@@ -7,13 +7,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use grove::abi::FrameInfo;
 use grove::{Context, Module};
 
+use std::sync::Arc;
+
 use crate::error::{Call, Error, Result};
+use crate::ffi::calls::ModuleCalls;
 
 /// A module linked into the host.
 pub struct StaticModule {
     name: String,
     module: Box<dyn Module>,
     fault: Option<String>,
+    calls: Arc<ModuleCalls>,
 }
 
 impl std::fmt::Debug for StaticModule {
@@ -28,11 +32,18 @@ impl std::fmt::Debug for StaticModule {
 impl StaticModule {
     /// Wraps `module` under `name`. Its `init` runs on the first call to [`StaticModule::init`].
     pub fn new<M: Module>(name: impl Into<String>, module: M) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            calls: ModuleCalls::new(&name),
+            name,
             module: Box::new(module),
             fault: None,
         }
+    }
+
+    /// The marker of this module's calls.
+    pub(crate) fn calls(&self) -> &Arc<ModuleCalls> {
+        &self.calls
     }
 
     /// The module's name.
@@ -59,6 +70,7 @@ impl StaticModule {
         }
         let mut ctx = Context::from_frame(*frame);
         let module = &mut *self.module;
+        let _call = self.calls.enter(call);
         catch_unwind(AssertUnwindSafe(|| f(module, &mut ctx))).map_err(|payload| {
             let message = crate::error::panic_message(&*payload);
             self.fault = Some(message.clone());

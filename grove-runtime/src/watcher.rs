@@ -115,6 +115,7 @@ impl fmt::Debug for NewLibrary {
 /// one running. Dropping it stops its thread.
 #[derive(Debug)]
 pub(crate) struct LibraryWatcher {
+    path: PathBuf,
     newest: Arc<Mutex<Option<NewLibrary>>>,
     /// Why the file at the path is not a module, once it has stayed so for a while.
     invalid: Arc<Mutex<Option<String>>>,
@@ -181,6 +182,7 @@ impl LibraryWatcher {
             })?;
         tracing::debug!(path = %path.display(), dir = %dir.display(), "watching library");
         Ok(Self {
+            path: path.to_owned(),
             newest,
             invalid,
             stop: sender,
@@ -195,6 +197,11 @@ impl LibraryWatcher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// The watched path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Why the file at the watched path is not a module library, when it has stayed so

@@ -1,6 +1,8 @@
 //! Integration tests: real module libraries built from tests/fixtures (once per run, see
 //! `support`), loaded, run and reloaded through grove-runtime.
 
+mod boundary;
+mod crashes;
 mod engine;
 mod faults;
 mod live_crate;

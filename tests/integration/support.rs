@@ -69,6 +69,97 @@ fn build_all() -> HashMap<&'static str, PathBuf> {
         .collect()
 }
 
+/// The variants of tests/fixtures/rogue, by cargo feature ("" is the default version);
+/// `panic_abort` is the default version built with `panic = "abort"`.
+const ROGUE_VARIANTS: &[&str] = &[
+    "",
+    "old_tables",
+    "new_tables",
+    "other_module",
+    "panic_abort",
+];
+
+fn build_rogue() -> HashMap<&'static str, PathBuf> {
+    let target = fixture_target_dir();
+    let out = target.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    ROGUE_VARIANTS
+        .iter()
+        .map(|&variant| {
+            let mut cmd = Command::new(&cargo);
+            cmd.current_dir(workspace_root()).args([
+                "build",
+                "--quiet",
+                "-p",
+                "rogue-fixture",
+                "--target-dir",
+            ]);
+            let built_in = if variant == "panic_abort" {
+                // Its own target dir: every crate of the build changes with the profile.
+                cmd.arg(target.join("abort"))
+                    .args(["--config", "profile.dev.panic=\"abort\""]);
+                target.join("abort")
+            } else {
+                cmd.arg(&target);
+                if !variant.is_empty() {
+                    cmd.args(["--features", variant]);
+                }
+                target.clone()
+            };
+            let status = cmd.status().expect("cargo runs");
+            assert!(
+                status.success(),
+                "building the rogue fixture ({variant:?}) failed"
+            );
+            let name = if variant.is_empty() { "v1" } else { variant };
+            let copy = out.join(format!("librogue-{name}.so"));
+            std::fs::copy(built_in.join("debug").join("librogue.so"), &copy).unwrap();
+            (name, copy)
+        })
+        .collect()
+}
+
+/// The library of the rogue fixture built as `variant` ("v1" for the default).
+pub fn rogue(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(build_rogue)
+        .get(variant)
+        .unwrap_or_else(|| panic!("no rogue fixture variant {variant:?}"))
+        .clone()
+}
+
+/// Set in a child process started by [`run_child`].
+const CHILD_ENV: &str = "GROVE_TEST_CHILD";
+
+/// Whether this process is a child started by [`run_child`]. The child's side of a test is
+/// an `#[ignore]`d test of its own, so this only guards against running it by hand.
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Runs the ignored test `name` (its full path, e.g. `boundary::child_segfault`) alone in a
+/// new process of this test binary, with `env`, and returns what it did. For what cannot
+/// happen in the test process: crashes, threads that never end, process-wide settings.
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1")
+    .env("RUST_BACKTRACE", "0");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("the test binary runs")
+}
+
 /// The library of the counter fixture built with `variant` ("v1" for the default).
 pub fn counter(variant: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();

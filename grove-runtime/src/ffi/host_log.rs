@@ -97,7 +97,6 @@ static TEST_API_SIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 
 /// For compatibility tests: libraries opened from now on are shown a host table of `size`
 /// bytes (`None`: the real size).
-#[doc(hidden)]
 pub fn set_test_api_size(size: Option<usize>) {
     TEST_API_SIZE.store(size.unwrap_or(0), Ordering::Relaxed);
 }

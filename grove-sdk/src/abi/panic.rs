@@ -17,9 +17,9 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, Once, OnceLock};
 
-/// A recorded panic: the thread's key, its message, and whether it is a panic that
-/// happened while the same thread was unwinding from an earlier one.
-type Recorded = (usize, String);
+/// A recorded panic: the thread's key, its message, and whether a panic while unwinding
+/// from it was already reported.
+type Recorded = (usize, String, bool);
 
 /// Messages recorded by the hook, keyed by the thread that panicked, until [`catch`] takes
 /// them. A plain static: it has no destructor to register.
@@ -60,22 +60,27 @@ pub(crate) fn install_hook(module: &'static str) {
 fn record(message: String) {
     let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
     let key = thread_key();
-    match recorded.iter_mut().find(|(k, _)| *k == key) {
+    match recorded.iter_mut().find(|(k, _, _)| *k == key) {
         // This thread panicked before its previous panic was caught: it is unwinding, and
         // a panic that escapes a destructor now makes Rust abort the process.
-        Some((_, first)) => {
-            let module = MODULE.get().copied().unwrap_or("?");
-            let call = CALL.with(Cell::get);
-            let call = if call.is_empty() { "a call" } else { call };
-            eprintln!(
-                "grove: module `{module}` panicked in {call} while already panicking; \
-                 unless it is caught, Rust aborts the process (host included).\n  \
-                 first panic: {first}\n  then: {message}"
-            );
+        Some((_, first, reported)) => {
+            if *reported {
+                eprintln!("  then: {message}");
+            } else {
+                let module = MODULE.get().copied().unwrap_or("?");
+                let call = CALL.with(Cell::get);
+                let call = if call.is_empty() { "a call" } else { call };
+                eprintln!(
+                    "grove: module `{module}` panicked in {call} while already panicking; \
+                     unless it is caught, Rust aborts the process (host included).\n  \
+                     first panic: {first}\n  then: {message}"
+                );
+                *reported = true;
+            }
             first.push_str("; then, while unwinding: ");
             first.push_str(&message);
         }
-        None => recorded.push((key, message)),
+        None => recorded.push((key, message, false)),
     }
 }
 
@@ -85,7 +90,7 @@ pub(crate) fn catch<R>(call: &'static str, f: impl FnOnce() -> R) -> Result<R, S
     let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         let key = thread_key();
         let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-        match recorded.iter().position(|(k, _)| *k == key) {
+        match recorded.iter().position(|(k, _, _)| *k == key) {
             Some(i) => recorded.swap_remove(i).1,
             None => payload_message(&*payload),
         }
