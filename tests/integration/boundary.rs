@@ -38,6 +38,74 @@ fn a_panic_abort_library_is_refused_before_it_runs() {
 }
 
 #[test]
+fn a_library_the_dynamic_loader_refuses_says_what_the_loader_said() {
+    let path = rogue("undefined_symbol");
+    let err = LoadedModule::load(&path).unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    let message = err.to_string();
+    for says in [
+        "librogue-undefined_symbol.so",
+        "staged as",
+        "undefined symbol: grove_fixture_nowhere",
+        "needs a symbol this process does not provide",
+    ] {
+        assert!(message.contains(says), "{says:?} not in: {message}");
+    }
+}
+
+/// Child side of `a_change_of_the_host_filter_reaches_loaded_modules`.
+#[test]
+#[ignore = "run in a child process by the test of the same name without `child_`"]
+fn child_host_filter_changes() {
+    assert!(is_child());
+    use tracing_subscriber::layer::SubscriberExt;
+    let counting = Counting::default();
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::filter::LevelFilter::WARN);
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(counting.clone());
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let mut module = LoadedModule::load(counter("v1")).unwrap();
+    for n in 0..3 {
+        module.process(&frame(n)).unwrap();
+    }
+    assert_eq!(
+        counting.ticks.load(Ordering::Relaxed),
+        0,
+        "info is off at WARN"
+    );
+    handle
+        .reload(tracing_subscriber::filter::LevelFilter::INFO)
+        .unwrap();
+    for n in 3..6 {
+        module.process(&frame(n)).unwrap();
+    }
+    assert_eq!(
+        counting.ticks.load(Ordering::Relaxed),
+        3,
+        "info is on at INFO"
+    );
+    handle
+        .reload(tracing_subscriber::filter::LevelFilter::ERROR)
+        .unwrap();
+    module.process(&frame(6)).unwrap();
+    assert_eq!(counting.ticks.load(Ordering::Relaxed), 3, "and off again");
+    println!("CHILD OK");
+}
+
+#[test]
+fn a_change_of_the_host_filter_reaches_loaded_modules() {
+    let out = run_child("boundary::child_host_filter_changes", &[]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("CHILD OK"),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn another_module_at_the_path_is_refused_before_its_constructors_run() {
     // The intruder's library aborts the process from a constructor: opening it would end
     // this test binary.

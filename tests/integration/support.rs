@@ -76,6 +76,7 @@ const ROGUE_VARIANTS: &[&str] = &[
     "old_tables",
     "new_tables",
     "other_module",
+    "undefined_symbol",
     "panic_abort",
 ];
 

@@ -161,7 +161,7 @@ fn running_in_ranges(
     }
     let Ok(mem) = File::open("/proc/self/mem") else {
         // Nothing can be checked: every new thread counts.
-        return candidates.into_iter().map(|tid| unchecked(tid)).collect();
+        return candidates.into_iter().map(unchecked).collect();
     };
     let stacks = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     candidates

@@ -433,3 +433,77 @@ impl HostApiRef {
             .flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::export::vtable;
+    use crate::{Context, Module};
+
+    #[derive(Default, serde::Serialize, serde::Deserialize)]
+    struct Probe;
+
+    impl Module for Probe {
+        fn process(&mut self, _ctx: &mut Context) {}
+    }
+
+    #[test]
+    fn a_vtable_is_read_only_as_far_as_its_size() {
+        let full = vtable::<Probe>();
+        // SAFETY: a full table of this SDK, alive for the test.
+        let view = unsafe { VTableRef::from_raw(&full) }.unwrap();
+        assert_eq!(view.size(), size_of::<VTable>());
+        assert!(view.detach().is_some() && view.log_interest_changed().is_some());
+
+        // What a module built before the appended entries shows: only version 1's.
+        // SAFETY: a shorter size only hides entries.
+        let old = unsafe { vtable::<Probe>().with_size(VTABLE_MIN_SIZE_V1) };
+        // SAFETY: as above.
+        let view = unsafe { VTableRef::from_raw(&old) }.unwrap();
+        assert!(view.detach().is_none() && view.log_interest_changed().is_none());
+        let _required = (view.destroy(), view.process(), view.load_state());
+
+        // Shorter than any grove table: refused with the size found.
+        // SAFETY: as above.
+        let broken = unsafe { vtable::<Probe>().with_size(8) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { VTableRef::from_raw(&broken) }.unwrap_err(), 8);
+    }
+
+    unsafe extern "C" fn enabled(_ctx: *const c_void, _meta: &LogMetadata) -> bool {
+        true
+    }
+    unsafe extern "C" fn event(_: *const c_void, _: &LogMetadata, _: *const LogField, _: usize) {}
+    unsafe extern "C" fn register(_: *const c_void, _: &LogMetadata) -> u32 {
+        2
+    }
+
+    #[test]
+    fn a_host_table_is_read_only_as_far_as_its_size() {
+        // SAFETY: the functions ignore their context.
+        let full = unsafe { HostApi::new(std::ptr::null(), enabled, event, Some(register), None) };
+        // SAFETY: alive for the test.
+        let view = unsafe { HostApiRef::from_raw(&full) }.unwrap();
+        assert!(view.log_register().is_some() && view.log_max_level().is_none());
+        assert_eq!(view.abi_version(), crate::abi::ABI_VERSION);
+
+        // SAFETY: the functions ignore their context; a shorter size only hides entries.
+        let old = unsafe {
+            HostApi::new(std::ptr::null(), enabled, event, Some(register), None)
+                .with_size(HOST_API_MIN_SIZE_V1)
+        };
+        // SAFETY: alive for the test.
+        let view = unsafe { HostApiRef::from_raw(&old) }.unwrap();
+        assert!(
+            view.log_register().is_none(),
+            "an older host has no log_register"
+        );
+        let _required = (view.log_enabled(), view.log_event(), view.ctx());
+
+        // SAFETY: as above.
+        let broken =
+            unsafe { HostApi::new(std::ptr::null(), enabled, event, None, None).with_size(16) };
+        // SAFETY: alive for the test.
+        assert_eq!(unsafe { HostApiRef::from_raw(&broken) }.unwrap_err(), 16);
+    }
+}
