@@ -39,8 +39,11 @@
 //! - Linux only for now: the loader reads ELF files and `/proc/self/maps`.
 //! - A library pinned in memory (by a `thread_local!` destructor on a live thread) cannot
 //!   be unmapped; it is reported by name and its memory is held until the pin is released.
-//! - Code from the old library that is still running when it is closed (a thread the
-//!   module spawned and did not join) crashes the host.
+//! - A library whose threads still run its code when it is replaced is never unmapped: it
+//!   is detached from the host and kept for the life of the process
+//!   ([`Unmapped::ThreadsRunning`]).
+//! - A segfault, abort or stack overflow in a module's code ends the process; grove prints
+//!   which module, call and signal first (see [`EngineBuilder::crash_reports`]).
 
 #[doc(hidden)]
 pub mod bench_support;

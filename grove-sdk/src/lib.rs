@@ -45,11 +45,14 @@
 //! # Known problems
 //! - Only what serde saves survives: raw pointers, handles to threads or OS resources, and
 //!   anything `#[serde(skip)]` start again from `Default` in the new version.
-//! - A thread the module spawned that is still running when its library is unloaded will
-//!   crash the host: join your threads in `Drop`.
+//! - A library whose threads still run when it is replaced (a dependency's pool, a thread
+//!   not joined) is detached from the host and kept in memory for the life of the process:
+//!   join your threads in a field's `Drop` to get that memory back.
 //! - A `thread_local!` with a destructor, touched on a host thread, keeps the old library
 //!   mapped until that thread exits (the loader reports it by name).
 //! - `tracing` spans opened inside a module are not forwarded; their events are.
+//! - A library must be built with `panic = "unwind"` (the default): a `panic = "abort"`
+//!   build is refused at load, since its first panic would end the host.
 //! - Types whose `Deserialize` rejects sample values cannot be traced for a schema
 //!   fingerprint; they reload through the slower self-describing path.
 

@@ -275,3 +275,47 @@ fn loading_through_a_symlink_watches_the_file_it_points_to() {
             .any(|e| matches!(e, EngineEvent::Reloaded(_)))
     );
 }
+
+/// Sleeps 150 ms in frame 2.
+struct Slow;
+
+impl grove::Module for Slow {
+    fn process(&mut self, ctx: &mut grove::Context) {
+        if ctx.frame() == 2 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
+
+#[test]
+fn a_frame_far_over_its_budget_names_the_module_that_took_it() {
+    let mut engine = Engine::builder()
+        .fps(60.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    let events = engine.subscribe();
+    engine.add_static("quick", crate::support::Quick).unwrap();
+    engine.add_static("slow", Slow).unwrap();
+    engine.run_frames(4);
+    let slow = events
+        .try_iter()
+        .find_map(|e| match e {
+            EngineEvent::SlowFrame {
+                frame,
+                ref slowest,
+                took,
+                ..
+            } => Some((frame, slowest.clone(), took, e.to_string())),
+            _ => None,
+        })
+        .expect("a slow frame reported");
+    let (frame, slowest, took, shown) = slow;
+    assert_eq!(frame, 2);
+    assert!(took >= Duration::from_millis(150));
+    assert_eq!(slowest.map(|(m, _)| m).as_deref(), Some("slow"), "{shown}");
+    assert!(
+        shown.contains("budget 16.7 ms") && shown.contains("`slow`"),
+        "{shown}"
+    );
+}

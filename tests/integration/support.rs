@@ -271,3 +271,11 @@ pub fn engine_on_copy(
     engine.load_module(&path).unwrap();
     (engine, events, path)
 }
+
+/// A static module that does nothing.
+#[derive(Debug, Default)]
+pub struct Quick;
+
+impl grove::Module for Quick {
+    fn process(&mut self, _ctx: &mut grove::Context) {}
+}
