@@ -10,11 +10,17 @@
 //!   module-system workers (which run module code only inside a frame, and no frame is
 //!   running);
 //! - for each, the kernel tells where its stack pointer and program counter are
-//!   (`/proc/self/task/<tid>/syscall`), and the live part of its stack is read (through
-//!   `/proc/self/mem`, a copy by the kernel, never a racy read of memory another thread is
-//!   writing) and searched for an address inside the library: a return address into its
-//!   code, or a pointer to its data. A thread whose stack holds one is running the
-//!   library's code, or will return into it.
+//!   (`/proc/self/task/<tid>/syscall`), and its stack is read (through `/proc/self/mem`, a
+//!   copy by the kernel, never a racy read of memory another thread is writing);
+//! - who started the thread is read from the top of its stack, which is written once when
+//!   the thread starts and never reused: the first code address there outside the C
+//!   library is its entry point (glibc keeps `start_routine` there, and the entry's own
+//!   frame follows). A thread started by the library's code is the library's; one started
+//!   by the host executable is not, whatever stale values its stack holds further down (a
+//!   test harness thread that ran another copy of the same library, once mapped at the
+//!   same addresses, would otherwise look like one);
+//! - a thread started by any other library counts when its live stack holds an address
+//!   inside the library: a return address into its code, or a pointer to its data.
 //!
 //! A thread the kernel shows as runnable has no stack pointer to read there; it is sent a
 //! real-time signal whose handler records where it was interrupted (from the signal's
@@ -133,13 +139,14 @@ fn parse_range(range: &str) -> Option<(u64, u64)> {
 /// The threads started since `loaded` (other than this one and grove's workers) whose
 /// stack points into the mappings of the library file `path`.
 pub(crate) fn running_in(path: &std::path::Path, loaded: &ThreadSet) -> Vec<LibraryThread> {
-    running_in_ranges(|| mapped_ranges(path), loaded)
+    running_in_ranges(|| mapped_ranges(path), path.to_str(), loaded)
 }
 
 /// As [`running_in`], with the mappings' address ranges made only when a thread is to be
 /// looked at.
 fn running_in_ranges(
     ranges: impl FnOnce() -> Vec<(u64, u64)>,
+    library: Option<&str>,
     loaded: &ThreadSet,
 ) -> Vec<LibraryThread> {
     let me = current_tid();
@@ -163,7 +170,11 @@ fn running_in_ranges(
         // Nothing can be checked: every new thread counts.
         return candidates.into_iter().map(unchecked).collect();
     };
-    let stacks = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let code = code_mappings(&maps);
+    let executable = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_owned));
     candidates
         .into_iter()
         .filter_map(|tid| match where_is(tid) {
@@ -171,17 +182,80 @@ fn running_in_ranges(
             Err(()) => None,
             Ok(None) => Some(unchecked(tid)),
             Ok(Some((sp, pc))) => {
+                let stack = stack_of(&maps, sp)?;
+                let owner = started_by(&mem, &code, stack);
                 let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
-                (inside(pc) || stack_points_into(&mem, &stacks, sp, &inside)).then(|| {
-                    LibraryThread {
-                        tid,
-                        name: thread_name(tid),
-                        unchecked: false,
-                    }
+                let ours = match owner {
+                    Some(owner) if Some(owner) == library => true,
+                    Some(owner) if Some(owner) == executable.as_deref() => false,
+                    _ => inside(pc) || stack_points_into(&mem, sp, stack.1, &inside),
+                };
+                ours.then(|| LibraryThread {
+                    tid,
+                    name: thread_name(tid),
+                    unchecked: false,
                 })
             }
         })
         .collect()
+}
+
+/// The executable file mappings of the process: start, end, path.
+fn code_mappings(maps: &str) -> Vec<(u64, u64, &str)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let range = parse_range(fields.next()?)?;
+            if !fields.next()?.contains('x') {
+                return None;
+            }
+            let path = &line[line.find('/')?..];
+            Some((
+                range.0,
+                range.1,
+                path.trim_end().trim_end_matches(" (deleted)"),
+            ))
+        })
+        .collect()
+}
+
+/// Whether `path` is the C library or the dynamic loader, whose code starts every thread.
+fn is_system(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("libc.so")
+        || name.starts_with("libc-")
+        || name.starts_with("ld-")
+        || name.starts_with("libpthread")
+}
+
+/// The mapping that holds `sp`: the thread's stack.
+fn stack_of(maps: &str, sp: u64) -> Option<(u64, u64)> {
+    maps.lines()
+        .filter_map(|line| parse_range(line.split_whitespace().next()?))
+        .find(|(start, end)| (*start..*end).contains(&sp))
+}
+
+/// How much of the top of a stack is read to find who started its thread.
+const TOP_SCAN: u64 = 256 << 10;
+
+/// The file whose code started the thread whose stack is `stack`: the highest code address
+/// on it outside the C library.
+fn started_by<'m>(mem: &File, code: &[(u64, u64, &'m str)], stack: (u64, u64)) -> Option<&'m str> {
+    let (start, end) = stack;
+    let from = end.saturating_sub(TOP_SCAN).max(start);
+    let mut buffer = vec![0u8; usize::try_from(end - from).ok()?];
+    let read = mem.read_at(&mut buffer, from).ok()?;
+    // Reads of a stack mapping return all of it or fail; a short read leaves the top out.
+    if read != buffer.len() {
+        return None;
+    }
+    buffer.chunks_exact(8).rev().find_map(|word| {
+        let value = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+        code.iter()
+            .find(|(s, e, _)| (*s..*e).contains(&value))
+            .map(|(_, _, path)| *path)
+            .filter(|path| !is_system(path))
+    })
 }
 
 fn unchecked(tid: Tid) -> LibraryThread {
@@ -312,16 +386,8 @@ fn interrupted_at(_context: &libc::ucontext_t) -> Option<(u64, u64)> {
 /// The most of a stack read when looking for library addresses.
 const MAX_STACK_SCAN: u64 = 8 << 20;
 
-/// Whether any aligned word of the live stack above `sp` satisfies `inside`.
-fn stack_points_into(mem: &File, maps: &str, sp: u64, inside: &impl Fn(u64) -> bool) -> bool {
-    let Some(end) = maps
-        .lines()
-        .filter_map(|line| parse_range(line.split_whitespace().next()?))
-        .find(|(start, end)| (*start..*end).contains(&sp))
-        .map(|(_, end)| end)
-    else {
-        return false;
-    };
+/// Whether any aligned word of the live stack, from `sp` to `end`, satisfies `inside`.
+fn stack_points_into(mem: &File, sp: u64, end: u64, inside: &impl Fn(u64) -> bool) -> bool {
     let start = sp & !7;
     let end = end.min(start.saturating_add(MAX_STACK_SCAN));
     let mut buffer = vec![0u8; 64 << 10];
@@ -352,9 +418,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_thread_whose_stack_holds_an_address_is_found_and_others_are_not() {
+    fn threads_started_by_the_host_executable_are_never_the_librarys() {
         let before = ThreadSet::now();
-        // A region this test owns stands in for a library's mapping.
+        // A region this test owns stands in for a library's mapping, and a thread of this
+        // executable holds an address inside it.
         let region = vec![0u8; 4096];
         let base = region.as_ptr() as u64;
         let ranges = [(base, base + 4096)];
@@ -370,17 +437,33 @@ mod tests {
             })
             .unwrap();
         ready_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        let found = running_in_ranges(|| ranges.to_vec(), &before);
-        assert!(found.iter().any(|t| t.name == "holds-address"), "{found:?}");
-        // Threads that existed before the snapshot are never counted.
-        assert!(running_in_ranges(|| ranges.to_vec(), &ThreadSet::now()).is_empty());
+        let tid = |name: &str| {
+            tids()
+                .unwrap()
+                .into_iter()
+                .find(|t| thread_name(*t) == name)
+        };
+        let holder_tid = tid("holds-address").expect("the thread is listed");
+        // Its stack is found, and its top says this executable started it.
+        let (sp, _) = where_is(holder_tid).unwrap().expect("a stack pointer");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let stack = stack_of(&maps, sp).expect("its stack is mapped");
+        let mem = File::open("/proc/self/mem").unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(
+            started_by(&mem, &code_mappings(&maps), stack),
+            exe.to_str(),
+            "the host executable started it"
+        );
+        // The address on its stack is there to see, yet the thread is not the library's.
+        assert!(stack_points_into(&mem, sp, stack.1, &|a| (base..base
+            + 4096)
+            .contains(&a)));
+        let found = running_in_ranges(|| ranges.to_vec(), Some("/nowhere/lib.so"), &before);
+        assert!(found.iter().all(|t| t.tid != holder_tid), "{found:?}");
+        // Threads that existed before the snapshot are never looked at.
+        assert!(running_in_ranges(|| ranges.to_vec(), None, &ThreadSet::now()).is_empty());
         drop(stop_tx);
         holder.join().unwrap();
-        assert!(
-            running_in_ranges(|| ranges.to_vec(), &before)
-                .iter()
-                .all(|t| t.name != "holds-address")
-        );
     }
 }
