@@ -182,8 +182,12 @@ fn running_in_ranges(
             Err(()) => None,
             Ok(None) => Some(unchecked(tid)),
             Ok(Some((sp, pc))) => {
-                let stack = stack_of(&maps, sp)?;
+                // A stack not mapped when the map was read: cannot be checked, so it counts.
+                let Some(stack) = stack_of(&maps, sp) else {
+                    return Some(unchecked(tid));
+                };
                 let owner = started_by(&mem, &code, stack);
+                tracing::trace!(tid, sp, pc, owner, "thread looked at");
                 let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
                 let ours = match owner {
                     Some(owner) if Some(owner) == library => true,
@@ -285,7 +289,17 @@ fn where_is(tid: Tid) -> Result<Option<(u64, u64)>, ()> {
     {
         return Ok(Some((sp, pc)));
     }
-    Ok(sample(tid))
+    // Runnable: interrupt it to learn where it is, a few times if it is slow to answer (a
+    // loaded machine may not run it for a while).
+    for attempt in 0..4 {
+        if let Some(at) = sample(tid, Duration::from_millis(100 << attempt)) {
+            return Ok(Some(at));
+        }
+        if !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() {
+            return Err(());
+        }
+    }
+    Ok(None)
 }
 
 /// The signal that samples a runnable thread.
@@ -303,7 +317,7 @@ static SAMPLE_PC: AtomicU64 = AtomicU64::new(0);
 static SAMPLE_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Interrupts thread `tid` to learn its stack pointer and program counter.
-fn sample(tid: Tid) -> Option<(u64, u64)> {
+fn sample(tid: Tid, within: Duration) -> Option<(u64, u64)> {
     let installed = *SAMPLER.get_or_init(|| {
         // SAFETY: a zeroed `sigaction` is valid; the old action is only read; the handler
         // is async-signal-safe (atomics and `gettid`). The signal is taken only if nobody
@@ -330,7 +344,7 @@ fn sample(tid: Tid) -> Option<(u64, u64)> {
     SAMPLE_TID.store(tid, Ordering::SeqCst);
     // SAFETY: sends a signal to a thread of this process, whose handler is installed.
     let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sample_signal()) };
-    let deadline = Instant::now() + Duration::from_millis(100);
+    let deadline = Instant::now() + within;
     let mut got = None;
     while sent == 0 && Instant::now() < deadline {
         if SAMPLE_DONE.load(Ordering::SeqCst) {
