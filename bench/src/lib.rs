@@ -3,11 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use grove::abi::FrameInfo;
 use grove::state::{self, StateFormat};
+use grove::tracing::level_filters::LevelFilter;
+use grove::tracing::span::{Attributes, Id, Record};
+use grove::tracing::subscriber::Interest;
+use grove::tracing::{Event, Level, Metadata, Subscriber};
 use grove::{Context, Module};
 use grove_runtime::{Engine, LoadedModule, Staging};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -22,6 +27,8 @@ pub struct Fixtures {
     pub v1: PathBuf,
     /// Same schema, different code.
     pub v2: PathBuf,
+    /// Emits `tracing` events in `process` (the `logs` feature).
+    pub logs: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -31,7 +38,7 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the benchmark module (release) in both variants.
+/// Builds the benchmark module (release) in its three variants.
 pub fn build_fixtures() -> Fixtures {
     let target = workspace_root().join("target").join("grove-bench");
     let out = target.join("out");
@@ -63,6 +70,7 @@ pub fn build_fixtures() -> Fixtures {
     Fixtures {
         v1: build(None, "v1"),
         v2: build(Some("v2"), "v2"),
+        logs: build(Some("logs"), "logs"),
     }
 }
 
@@ -502,4 +510,162 @@ pub fn soak(library: &Path, reloads: usize) -> (Resources, Resources) {
     }
     let after = resources(staging.path());
     (before, after)
+}
+
+/// The host subscriber of the log rows: events at INFO and above are enabled, counted and
+/// dropped; everything else is disabled for good (`Interest::never`), and the level hint
+/// is INFO, as with `tracing_subscriber`'s `LevelFilter::INFO`.
+#[derive(Debug)]
+struct Discard;
+
+/// Events [`Discard`] received.
+static DISCARDED: AtomicU64 = AtomicU64::new(0);
+
+impl Subscriber for Discard {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::INFO)
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        meta.is_event() && *meta.level() <= Level::INFO
+    }
+
+    fn new_span(&self, _span: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, _event: &Event<'_>) {
+        // Single-threaded here: a load and a store, no read-modify-write.
+        DISCARDED.store(DISCARDED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn enter(&self, _span: &Id) {}
+
+    fn exit(&self, _span: &Id) {}
+}
+
+/// Per-event cost of `tracing` inside a loaded module, against the same event in the host.
+#[derive(Debug, Clone)]
+pub struct LogFigures {
+    /// One disabled `debug!` in a loaded module, ns.
+    pub disabled_module_ns: f64,
+    /// One disabled `debug!` in the host, ns.
+    pub disabled_host_ns: f64,
+    /// One enabled `info!` in a loaded module, forwarded to the host's subscriber, ns.
+    pub enabled_module_ns: f64,
+    /// One enabled `info!` in the host, ns.
+    pub enabled_host_ns: f64,
+    /// Events per `process` call, disabled case.
+    pub disabled_events: u64,
+    /// Events per `process` call, enabled case.
+    pub enabled_events: u64,
+    /// `process` calls timed per figure, disabled case (the enabled case has a fifth).
+    pub samples: usize,
+}
+
+/// Installs [`Discard`] as the process's global subscriber, at INFO. For good: run the log
+/// rows after every other measurement.
+pub fn install_discarding_subscriber() {
+    grove::tracing::subscriber::set_global_default(Discard)
+        .expect("no other global subscriber in the benchmark");
+}
+
+/// A module whose `process` emits `events` events at `level` (`debug` or `info`).
+fn loaded_with_events(
+    library: &Path,
+    events: u64,
+    level: &str,
+    staging: &Arc<Staging>,
+) -> LoadedModule {
+    // SAFETY: the benchmark is single-threaded here; nothing else reads the environment.
+    unsafe {
+        std::env::set_var("GROVE_BENCH_LOG_EVENTS", events.to_string());
+        std::env::set_var("GROVE_BENCH_LOG_LEVEL", level);
+    }
+    let module = LoadedModule::load_in(library, staging, &frame(0)).unwrap();
+    // SAFETY: as above.
+    unsafe {
+        std::env::remove_var("GROVE_BENCH_LOG_EVENTS");
+        std::env::remove_var("GROVE_BENCH_LOG_LEVEL");
+    }
+    module
+}
+
+/// Times `process` on loaded modules (`library`: the `logs` fixture) emitting no events,
+/// `disabled_events` `debug!` events and `enabled_events` `info!` events, and the same
+/// events emitted by the same function called in the host; the cost of an event is
+/// (median with events - median without) / events. Needs [`install_discarding_subscriber`]
+/// first.
+pub fn log_events(library: &Path, samples: usize) -> LogFigures {
+    const DISABLED_EVENTS: u64 = 10_000;
+    const ENABLED_EVENTS: u64 = 1_000;
+    let staging = Arc::new(Staging::new().unwrap());
+    let cases = [(0, false), (DISABLED_EVENTS, false), (ENABLED_EVENTS, true)];
+    let mut loaded = cases.map(|(events, info)| {
+        loaded_with_events(
+            library,
+            events,
+            if info { "info" } else { "debug" },
+            &staging,
+        )
+    });
+    let discarded_before = DISCARDED.load(Ordering::Relaxed);
+    let mut calls = [[0u64; 3]; 2];
+    let mut times: [[Vec<Duration>; 3]; 2] = Default::default();
+    let enabled_samples = (samples / 5).max(3);
+    for round in 0..samples + 3 {
+        // The enabled case on a fifth of the rounds: it is a hundred times slower.
+        let count = if round < enabled_samples + 3 { 3 } else { 2 };
+        for (case, &(events, info)) in cases.iter().enumerate().take(count) {
+            let started = Instant::now();
+            loaded[case].process(&frame(round as u64)).unwrap();
+            let took = started.elapsed();
+            calls[0][case] += 1;
+            if round >= 3 {
+                times[0][case].push(took);
+            }
+
+            let (events, info) = std::hint::black_box((events, info));
+            let started = Instant::now();
+            bench_module::emit_events(events, info);
+            let took = started.elapsed();
+            calls[1][case] += 1;
+            if round >= 3 {
+                times[1][case].push(took);
+            }
+        }
+    }
+    // Every enabled event reached the host's subscriber, and no disabled one did.
+    assert_eq!(
+        DISCARDED.load(Ordering::Relaxed) - discarded_before,
+        (calls[0][2] + calls[1][2]) * ENABLED_EVENTS,
+        "the host subscriber saw every info! event and no debug! event"
+    );
+    let per_event = |times: &mut [Vec<Duration>; 3], case: usize, events: u64| {
+        let base = median(&mut times[0]).as_nanos() as f64;
+        let with = median(&mut times[case]).as_nanos() as f64;
+        (with - base) / events as f64
+    };
+    let [module_times, host_times] = &mut times;
+    LogFigures {
+        disabled_module_ns: per_event(module_times, 1, DISABLED_EVENTS),
+        disabled_host_ns: per_event(host_times, 1, DISABLED_EVENTS),
+        enabled_module_ns: per_event(module_times, 2, ENABLED_EVENTS),
+        enabled_host_ns: per_event(host_times, 2, ENABLED_EVENTS),
+        disabled_events: DISABLED_EVENTS,
+        enabled_events: ENABLED_EVENTS,
+        samples,
+    }
 }

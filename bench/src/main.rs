@@ -1,6 +1,8 @@
 //! Prints grove's benchmark table (markdown), every figure next to its floor from the same
 //! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
-//! takes 10 s). `--quick` shortens every measurement, for a smoke run.
+//! takes 10 s). `--quick` shortens every measurement, for a smoke run. Section names
+//! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`) run only those:
+//! `cargo run --release -p grove-bench -- logs`.
 
 use std::time::Duration;
 
@@ -9,188 +11,250 @@ use grove_bench::*;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    const SECTIONS: [&str; 7] = [
+        "reload", "latency", "overhead", "pacing", "formats", "soak", "logs",
+    ];
+    if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
+        eprintln!(
+            "unknown section {unknown:?}; sections: {}",
+            SECTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
+    let run = |section: &str| only.is_empty() || only.iter().any(|a| a == section);
     let scale = |n: usize| if quick { (n / 10).max(3) } else { n };
     eprintln!("building the benchmark module (release)...");
     let fixtures = build_fixtures();
     let mut table = Table::default();
 
-    for (label, bytes, samples) in [
-        ("0 B", 0, 50),
-        ("1 KiB", 1 << 10, 50),
-        ("1 MiB", 1 << 20, 30),
-        ("16 MiB", 16 << 20, 10),
-    ] {
-        eprintln!("reload call, state {label}...");
-        let r = reload_call(&fixtures.v1, bytes, scale(samples));
-        let ratio = r.swap.as_secs_f64() / r.floor.as_secs_f64();
-        let (target, met) = match bytes {
-            0 => ("<= 1.3x floor".to_owned(), Some(ratio <= 1.3)),
-            b if b == 1 << 20 => (
-                "<= floor + 1.5 ms".to_owned(),
-                Some(r.swap <= r.floor + Duration::from_micros(1500)),
+    if run("reload") {
+        for (label, bytes, samples) in [
+            ("0 B", 0, 50),
+            ("1 KiB", 1 << 10, 50),
+            ("1 MiB", 1 << 20, 30),
+            ("16 MiB", 16 << 20, 10),
+        ] {
+            eprintln!("reload call, state {label}...");
+            let r = reload_call(&fixtures.v1, bytes, scale(samples));
+            let ratio = r.swap.as_secs_f64() / r.floor.as_secs_f64();
+            let (target, met) = match bytes {
+                0 => ("<= 1.3x floor".to_owned(), Some(ratio <= 1.3)),
+                b if b == 1 << 20 => (
+                    "<= floor + 1.5 ms".to_owned(),
+                    Some(r.swap <= r.floor + Duration::from_micros(1500)),
+                ),
+                _ => (String::new(), None),
+            };
+            table.row(
+                format!("reload call, state {label}: stage, load, save, restore, init, swap"),
+                ms(r.swap),
+                format!("{} copy+dlopen+dlsym", ms(r.floor)),
+                format!("{ratio:.2}x (+{})", ms(r.swap.saturating_sub(r.floor))),
+                target,
+                met,
+            );
+            table.row(
+                format!("then retiring the old version, state {label}: destroy, dlclose, unmap check, delete"),
+                ms(r.retire),
+                format!("{} dlclose+delete", ms(r.floor_close)),
+                format!("{:.2}x", r.retire.as_secs_f64() / r.floor_close.as_secs_f64()),
+                "",
+                None,
+            );
+            let whole_floor = r.floor + r.floor_close;
+            table.row(
+                format!("whole reload call, state {label}"),
+                ms(r.reload),
+                ms(whole_floor),
+                format!("{:.2}x", r.reload.as_secs_f64() / whole_floor.as_secs_f64()),
+                "",
+                None,
+            );
+        }
+    }
+
+    if run("latency") {
+        eprintln!("new file -> new code running...");
+        let l = watcher_latency(&fixtures, scale(60));
+        table.row(
+            format!("new file -> new code running, p50 ({} reloads)", l.samples),
+            ms(l.p50),
+            ms(l.floor),
+            format!("{:.2}x", l.p50.as_secs_f64() / l.floor.as_secs_f64()),
+            "<= 2 ms",
+            Some(l.p50 <= Duration::from_millis(2)),
+        );
+        table.row(
+            "new file -> new code running, p99",
+            ms(l.p99),
+            ms(l.floor),
+            format!("{:.2}x", l.p99.as_secs_f64() / l.floor.as_secs_f64()),
+            "<= 5 ms",
+            Some(l.p99 <= Duration::from_millis(5)),
+        );
+        table.row(
+            "new file -> new code running, max",
+            ms(l.max),
+            "",
+            "",
+            "",
+            None,
+        );
+    }
+
+    if run("overhead") {
+        for modules in [1, 100, 10_000] {
+            eprintln!("per-module overhead, {modules} modules...");
+            let frames = (scale(2_000_000) / modules).max(20) as u64;
+            let o = overhead(&fixtures.v1, modules, frames);
+            table.row(
+                format!("module-frame through the C ABI, {modules} modules"),
+                format!("{:.1} ns", o.abi_ns),
+                format!("{:.1} ns direct", o.direct_ns),
+                format!("+{:.1} ns", o.abi_ns - o.direct_ns),
+                "<= 20 ns overhead",
+                Some(o.abi_ns - o.direct_ns <= 20.0),
+            );
+            table.row(
+                format!("module-frame through the engine (static), {modules} modules"),
+                format!("{:.1} ns", o.engine_ns),
+                format!("{:.1} ns direct", o.direct_ns),
+                format!("+{:.1} ns", o.engine_ns - o.direct_ns),
+                "",
+                None,
+            );
+        }
+    }
+
+    if run("pacing") {
+        eprintln!("frame pacing...");
+        let seconds = if quick { 2.0 } else { 10.0 };
+        let p = pacing(60.0, seconds);
+        let fps_error = (p.achieved - p.fps).abs() / p.fps * 100.0;
+        table.row(
+            format!(
+                "frame pacing, 60 FPS over {seconds} s: mean FPS ({} frames)",
+                p.frames
             ),
-            _ => (String::new(), None),
-        };
-        table.row(
-            format!("reload call, state {label}: stage, load, save, restore, init, swap"),
-            ms(r.swap),
-            format!("{} copy+dlopen+dlsym", ms(r.floor)),
-            format!("{ratio:.2}x (+{})", ms(r.swap.saturating_sub(r.floor))),
-            target,
-            met,
+            format!("{:.4}", p.achieved),
+            "60",
+            format!("{fps_error:.4}% off"),
+            "<= 0.05% off",
+            Some(fps_error <= 0.05),
         );
         table.row(
-            format!("then retiring the old version, state {label}: destroy, dlclose, unmap check, delete"),
-            ms(r.retire),
-            format!("{} dlclose+delete", ms(r.floor_close)),
-            format!("{:.2}x", r.retire.as_secs_f64() / r.floor_close.as_secs_f64()),
+            "frame interval error p50 / p99 / max",
+            format!(
+                "{} / {} / {}",
+                ms(p.error_p50),
+                ms(p.error_p99),
+                ms(p.error_max)
+            ),
+            "",
+            "",
+            "p99 < 1 ms",
+            Some(p.error_p99 < Duration::from_millis(1)),
+        );
+    }
+
+    if run("formats") {
+        eprintln!("state formats...");
+        let f = formats(scale(20));
+        table.row(
+            format!(
+                "state save+load per MiB, positional (fixed-width, {} B)",
+                f.positional_bytes
+            ),
+            ms(f.positional),
+            format!("{} clone", ms(f.clone)),
+            format!("{:.1}x", f.positional.as_secs_f64() / f.clone.as_secs_f64()),
             "",
             None,
         );
-        let whole_floor = r.floor + r.floor_close;
         table.row(
-            format!("whole reload call, state {label}"),
-            ms(r.reload),
-            ms(whole_floor),
-            format!("{:.2}x", r.reload.as_secs_f64() / whole_floor.as_secs_f64()),
+            format!(
+                "state save+load per MiB, self-describing (MessagePack, {} B)",
+                f.self_describing_bytes
+            ),
+            ms(f.self_describing),
+            format!("{} clone", ms(f.clone)),
+            format!(
+                "{:.1}x",
+                f.self_describing.as_secs_f64() / f.clone.as_secs_f64()
+            ),
             "",
             None,
         );
     }
 
-    eprintln!("new file -> new code running...");
-    let l = watcher_latency(&fixtures, scale(60));
-    table.row(
-        format!("new file -> new code running, p50 ({} reloads)", l.samples),
-        ms(l.p50),
-        ms(l.floor),
-        format!("{:.2}x", l.p50.as_secs_f64() / l.floor.as_secs_f64()),
-        "<= 2 ms",
-        Some(l.p50 <= Duration::from_millis(2)),
-    );
-    table.row(
-        "new file -> new code running, p99",
-        ms(l.p99),
-        ms(l.floor),
-        format!("{:.2}x", l.p99.as_secs_f64() / l.floor.as_secs_f64()),
-        "<= 5 ms",
-        Some(l.p99 <= Duration::from_millis(5)),
-    );
-    table.row(
-        "new file -> new code running, max",
-        ms(l.max),
-        "",
-        "",
-        "",
-        None,
-    );
-
-    for modules in [1, 100, 10_000] {
-        eprintln!("per-module overhead, {modules} modules...");
-        let frames = (scale(2_000_000) / modules).max(20) as u64;
-        let o = overhead(&fixtures.v1, modules, frames);
+    if run("soak") {
+        eprintln!("1,000 reloads soak...");
+        let reloads = scale(1000);
+        let (before, after) = soak(&fixtures.v1, reloads);
+        let growth = (after.rss as f64 - before.rss as f64) / reloads as f64;
         table.row(
-            format!("module-frame through the C ABI, {modules} modules"),
-            format!("{:.1} ns", o.abi_ns),
-            format!("{:.1} ns direct", o.direct_ns),
-            format!("+{:.1} ns", o.abi_ns - o.direct_ns),
-            "<= 20 ns overhead",
-            Some(o.abi_ns - o.direct_ns <= 20.0),
+            format!("RSS growth per reload ({reloads} reloads)"),
+            format!("{growth:.0} B"),
+            format!("{} KiB before", before.rss / 1024),
+            format!("{} KiB after", after.rss / 1024),
+            "< 4 KiB",
+            Some(growth < 4096.0),
         );
         table.row(
-            format!("module-frame through the engine (static), {modules} modules"),
-            format!("{:.1} ns", o.engine_ns),
-            format!("{:.1} ns direct", o.direct_ns),
-            format!("+{:.1} ns", o.engine_ns - o.direct_ns),
+            "open fds / mapped libraries / staged files, before -> after",
+            format!(
+                "{} -> {} / {} -> {} / {} -> {}",
+                before.fds, after.fds, before.mapped, after.mapped, before.staged, after.staged
+            ),
+            "",
+            "",
+            "back to baseline",
+            Some(
+                before.fds == after.fds
+                    && before.mapped == after.mapped
+                    && before.staged == after.staged,
+            ),
+        );
+    }
+
+    // Last: it installs a global subscriber in this process, for good, which the rows
+    // above must not pay for.
+    if run("logs") {
+        eprintln!("tracing events in a module...");
+        grove_bench::install_discarding_subscriber();
+        let g = log_events(&fixtures.logs, scale(2000));
+        let ratio = g.disabled_module_ns / g.disabled_host_ns;
+        table.row(
+            format!(
+                "disabled `debug!` in a loaded module, host subscriber at INFO, per event ({} per call)",
+                g.disabled_events
+            ),
+            format!("{:.2} ns", g.disabled_module_ns),
+            format!("{:.2} ns in the host", g.disabled_host_ns),
+            format!("{ratio:.2}x"),
+            "<= 2x host",
+            Some(ratio <= 2.0),
+        );
+        table.row(
+            format!(
+                "enabled `info!` from a loaded module to a discarding host subscriber, per event ({} per call)",
+                g.enabled_events
+            ),
+            format!("{:.1} ns", g.enabled_module_ns),
+            format!("{:.1} ns in the host", g.enabled_host_ns),
+            format!(
+                "{:.1}x (+{:.1} ns)",
+                g.enabled_module_ns / g.enabled_host_ns,
+                g.enabled_module_ns - g.enabled_host_ns
+            ),
             "",
             None,
         );
     }
-
-    eprintln!("frame pacing...");
-    let seconds = if quick { 2.0 } else { 10.0 };
-    let p = pacing(60.0, seconds);
-    let fps_error = (p.achieved - p.fps).abs() / p.fps * 100.0;
-    table.row(
-        format!(
-            "frame pacing, 60 FPS over {seconds} s: mean FPS ({} frames)",
-            p.frames
-        ),
-        format!("{:.4}", p.achieved),
-        "60",
-        format!("{fps_error:.4}% off"),
-        "<= 0.05% off",
-        Some(fps_error <= 0.05),
-    );
-    table.row(
-        "frame interval error p50 / p99 / max",
-        format!(
-            "{} / {} / {}",
-            ms(p.error_p50),
-            ms(p.error_p99),
-            ms(p.error_max)
-        ),
-        "",
-        "",
-        "p99 < 1 ms",
-        Some(p.error_p99 < Duration::from_millis(1)),
-    );
-
-    eprintln!("state formats...");
-    let f = formats(scale(20));
-    table.row(
-        format!(
-            "state save+load per MiB, positional (fixed-width, {} B)",
-            f.positional_bytes
-        ),
-        ms(f.positional),
-        format!("{} clone", ms(f.clone)),
-        format!("{:.1}x", f.positional.as_secs_f64() / f.clone.as_secs_f64()),
-        "",
-        None,
-    );
-    table.row(
-        format!(
-            "state save+load per MiB, self-describing (MessagePack, {} B)",
-            f.self_describing_bytes
-        ),
-        ms(f.self_describing),
-        format!("{} clone", ms(f.clone)),
-        format!(
-            "{:.1}x",
-            f.self_describing.as_secs_f64() / f.clone.as_secs_f64()
-        ),
-        "",
-        None,
-    );
-
-    eprintln!("1,000 reloads soak...");
-    let reloads = scale(1000);
-    let (before, after) = soak(&fixtures.v1, reloads);
-    let growth = (after.rss as f64 - before.rss as f64) / reloads as f64;
-    table.row(
-        format!("RSS growth per reload ({reloads} reloads)"),
-        format!("{growth:.0} B"),
-        format!("{} KiB before", before.rss / 1024),
-        format!("{} KiB after", after.rss / 1024),
-        "< 4 KiB",
-        Some(growth < 4096.0),
-    );
-    table.row(
-        "open fds / mapped libraries / staged files, before -> after",
-        format!(
-            "{} -> {} / {} -> {} / {} -> {}",
-            before.fds, after.fds, before.mapped, after.mapped, before.staged, after.staged
-        ),
-        "",
-        "",
-        "back to baseline",
-        Some(
-            before.fds == after.fds
-                && before.mapped == after.mapped
-                && before.staged == after.staged,
-        ),
-    );
 
     println!("{}", table.render());
 }
