@@ -29,9 +29,21 @@ pub enum Call {
     Destroy,
 }
 
-impl fmt::Display for Call {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Call {
+    /// Every call, in declaration order.
+    pub const ALL: [Call; 7] = [
+        Call::Create,
+        Call::Init,
+        Call::Process,
+        Call::Shutdown,
+        Call::SaveState,
+        Call::LoadState,
+        Call::Destroy,
+    ];
+
+    /// The call's name, as the module's API spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
             Call::Create => "create",
             Call::Init => "init",
             Call::Process => "process",
@@ -39,7 +51,13 @@ impl fmt::Display for Call {
             Call::SaveState => "save_state",
             Call::LoadState => "load_state",
             Call::Destroy => "destroy",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -41,51 +41,21 @@ pub fn fixture_target_dir() -> PathBuf {
     workspace_root().join("target").join("grove-fixtures")
 }
 
-fn build_all() -> HashMap<&'static str, PathBuf> {
+/// Builds every variant of the fixture package `package` (library `lib`), one cargo run
+/// each, and copies each library to `out/lib<lib>-<variant>.so`. A variant is a cargo
+/// feature ("" is the default version, named `v1`); `panic_abort` is the default version
+/// built with `panic = "abort"`, in a target dir of its own (every crate of the build
+/// changes with the profile).
+fn build_variants(
+    package: &str,
+    lib: &str,
+    variants: &[&'static str],
+) -> HashMap<&'static str, PathBuf> {
     let target = fixture_target_dir();
     let out = target.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    COUNTER_VARIANTS
-        .iter()
-        .map(|&feature| {
-            let mut cmd = Command::new(&cargo);
-            cmd.current_dir(workspace_root())
-                .args(["build", "--quiet", "-p", "counter-fixture", "--target-dir"])
-                .arg(&target);
-            if !feature.is_empty() {
-                cmd.args(["--features", feature]);
-            }
-            let status = cmd.status().expect("cargo runs");
-            assert!(
-                status.success(),
-                "building the counter fixture ({feature:?}) failed"
-            );
-            let name = if feature.is_empty() { "v1" } else { feature };
-            let copy = out.join(format!("libcounter-{name}.so"));
-            std::fs::copy(target.join("debug").join("libcounter.so"), &copy).unwrap();
-            (name, copy)
-        })
-        .collect()
-}
-
-/// The variants of tests/fixtures/rogue, by cargo feature ("" is the default version);
-/// `panic_abort` is the default version built with `panic = "abort"`.
-const ROGUE_VARIANTS: &[&str] = &[
-    "",
-    "old_tables",
-    "new_tables",
-    "other_module",
-    "undefined_symbol",
-    "panic_abort",
-];
-
-fn build_rogue() -> HashMap<&'static str, PathBuf> {
-    let target = fixture_target_dir();
-    let out = target.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    ROGUE_VARIANTS
+    variants
         .iter()
         .map(|&variant| {
             let mut cmd = Command::new(&cargo);
@@ -93,11 +63,10 @@ fn build_rogue() -> HashMap<&'static str, PathBuf> {
                 "build",
                 "--quiet",
                 "-p",
-                "rogue-fixture",
+                package,
                 "--target-dir",
             ]);
             let built_in = if variant == "panic_abort" {
-                // Its own target dir: every crate of the build changes with the profile.
                 cmd.arg(target.join("abort"))
                     .args(["--config", "profile.dev.panic=\"abort\""]);
                 target.join("abort")
@@ -109,23 +78,30 @@ fn build_rogue() -> HashMap<&'static str, PathBuf> {
                 target.clone()
             };
             let status = cmd.status().expect("cargo runs");
-            assert!(
-                status.success(),
-                "building the rogue fixture ({variant:?}) failed"
-            );
+            assert!(status.success(), "building {package} ({variant:?}) failed");
             let name = if variant.is_empty() { "v1" } else { variant };
-            let copy = out.join(format!("librogue-{name}.so"));
-            std::fs::copy(built_in.join("debug").join("librogue.so"), &copy).unwrap();
+            let copy = out.join(format!("lib{lib}-{name}.so"));
+            std::fs::copy(built_in.join("debug").join(format!("lib{lib}.so")), &copy).unwrap();
             (name, copy)
         })
         .collect()
 }
 
+/// The variants of tests/fixtures/rogue (see [`build_variants`]).
+const ROGUE_VARIANTS: &[&str] = &[
+    "",
+    "old_tables",
+    "new_tables",
+    "other_module",
+    "undefined_symbol",
+    "panic_abort",
+];
+
 /// The library of the rogue fixture built as `variant` ("v1" for the default).
 pub fn rogue(variant: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(build_rogue)
+        .get_or_init(|| build_variants("rogue-fixture", "rogue", ROGUE_VARIANTS))
         .get(variant)
         .unwrap_or_else(|| panic!("no rogue fixture variant {variant:?}"))
         .clone()
@@ -165,7 +141,7 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
 pub fn counter(variant: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(build_all)
+        .get_or_init(|| build_variants("counter-fixture", "counter", COUNTER_VARIANTS))
         .get(variant)
         .unwrap_or_else(|| panic!("no counter fixture variant {variant:?}"))
         .clone()

@@ -101,7 +101,7 @@ pub(crate) fn current_for_signal() -> Option<(&'static [u8], &'static str)> {
     if calls.is_null() {
         return None;
     }
-    let call = call_from_code(CURRENT_CALL.with(Cell::get)).map_or("a call", call_name);
+    let call = call_from_code(CURRENT_CALL.with(Cell::get)).map_or("a call", Call::name);
     // SAFETY: `CURRENT` only points at a `ModuleCalls` while a `CallGuard` borrowing it is
     // alive on this thread, and this thread is inside that call (the signal interrupted
     // it), so the value lives at least until the handler returns; the handler does not
@@ -110,38 +110,15 @@ pub(crate) fn current_for_signal() -> Option<(&'static [u8], &'static str)> {
     Some((name, call))
 }
 
-const CALLS: [Call; 7] = [
-    Call::Create,
-    Call::Init,
-    Call::Process,
-    Call::Shutdown,
-    Call::SaveState,
-    Call::LoadState,
-    Call::Destroy,
-];
-
 fn call_code(call: Call) -> u8 {
-    CALLS
+    Call::ALL
         .iter()
         .position(|c| *c == call)
         .map_or(0xff, |i| i as u8 + 1)
 }
 
 fn call_from_code(code: u8) -> Option<Call> {
-    CALLS.get(usize::from(code).checked_sub(1)?).copied()
-}
-
-/// A call's name, without allocating.
-fn call_name(call: Call) -> &'static str {
-    match call {
-        Call::Create => "create",
-        Call::Init => "init",
-        Call::Process => "process",
-        Call::Shutdown => "shutdown",
-        Call::SaveState => "save_state",
-        Call::LoadState => "load_state",
-        Call::Destroy => "destroy",
-    }
+    Call::ALL.get(usize::from(code).checked_sub(1)?).copied()
 }
 
 #[cfg(test)]

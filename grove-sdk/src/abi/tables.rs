@@ -193,12 +193,54 @@ impl VTable {
     }
 }
 
-/// A module's [`VTable`] as the host reads it: only the entries its size covers.
-#[derive(Clone, Copy, Debug)]
-pub struct VTableRef {
-    ptr: *const VTable,
+/// A table of another binary, read only as far as its size (its first field) says.
+#[derive(Debug)]
+struct SizedTable<T> {
+    ptr: *const T,
     size: usize,
 }
+
+impl<T> Clone for SizedTable<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SizedTable<T> {}
+
+impl<T> SizedTable<T> {
+    /// # Safety
+    /// `ptr` must point to a table whose first `size` bytes (the value of its first field)
+    /// stay readable and unchanged while the returned value is used.
+    unsafe fn from_raw(ptr: *const T, min_size: usize) -> Result<Self, usize> {
+        // SAFETY: every table starts with its size; the caller guarantees it is readable.
+        let size = unsafe { ptr.cast::<usize>().read() };
+        if size < min_size {
+            return Err(size);
+        }
+        Ok(Self { ptr, size })
+    }
+
+    /// Reads the entry at `offset`, or `None` when the table ends before it.
+    fn entry<E: Copy>(&self, offset: usize) -> Option<E> {
+        if offset + size_of::<E>() > self.size {
+            return None;
+        }
+        // SAFETY: `from_raw`'s caller guarantees `size` bytes are readable, and the entry
+        // lies inside them; every entry is plain data or an (optional) function pointer.
+        Some(unsafe { self.ptr.byte_add(offset).cast::<E>().read() })
+    }
+
+    /// Reads a version 1 entry, which every table has.
+    fn required<E: Copy>(&self, offset: usize) -> E {
+        self.entry(offset)
+            .expect("from_raw checked the table holds every version 1 entry")
+    }
+}
+
+/// A module's [`VTable`] as the host reads it: only the entries its size covers.
+#[derive(Clone, Copy, Debug)]
+pub struct VTableRef(SizedTable<VTable>);
 
 // SAFETY: a vtable is immutable static data of its library; the functions it holds may be
 // called from any thread (a module type is `Send`).
@@ -215,33 +257,21 @@ impl VTableRef {
     /// stay readable and unchanged while the returned value is used: a library's static,
     /// used while the library is open.
     pub unsafe fn from_raw(ptr: *const VTable) -> Result<Self, usize> {
-        // SAFETY: every table starts with its size; the caller guarantees it is readable.
-        let size = unsafe { ptr.cast::<usize>().read() };
-        if size < VTABLE_MIN_SIZE_V1 {
-            return Err(size);
-        }
-        Ok(Self { ptr, size })
+        // SAFETY: forwarded to the caller.
+        unsafe { SizedTable::from_raw(ptr, VTABLE_MIN_SIZE_V1) }.map(Self)
     }
 
     /// The table's size, as the module knows it.
     pub fn size(&self) -> usize {
-        self.size
+        self.0.size
     }
 
-    /// Reads the entry at `offset`, or `None` when the table ends before it.
-    fn entry<T: Copy>(&self, offset: usize) -> Option<T> {
-        if offset + size_of::<T>() > self.size {
-            return None;
-        }
-        // SAFETY: `from_raw`'s caller guarantees `size` bytes are readable, and the entry
-        // lies inside them; every entry is a plain (optional) function pointer.
-        Some(unsafe { self.ptr.byte_add(offset).cast::<T>().read() })
+    fn entry<E: Copy>(&self, offset: usize) -> Option<E> {
+        self.0.entry(offset)
     }
 
-    /// Reads a version 1 entry, which every table has.
-    fn required<T: Copy>(&self, offset: usize) -> T {
-        self.entry(offset)
-            .expect("from_raw checked the table holds every version 1 entry")
+    fn required<E: Copy>(&self, offset: usize) -> E {
+        self.0.required(offset)
     }
 
     /// Drops an instance. `this` is invalid afterwards, whatever the status.
@@ -355,10 +385,7 @@ impl HostApi {
 
 /// The host's [`HostApi`] as a module reads it: only the entries its size covers.
 #[derive(Clone, Copy, Debug)]
-pub struct HostApiRef {
-    ptr: *const HostApi,
-    size: usize,
-}
+pub struct HostApiRef(SizedTable<HostApi>);
 
 impl HostApiRef {
     /// Reads the table's size and checks it holds at least the version 1 entries;
@@ -368,31 +395,21 @@ impl HostApiRef {
     /// `ptr` must point to a table whose first `size` bytes stay readable and unchanged
     /// while the returned value is used.
     pub unsafe fn from_raw(ptr: *const HostApi) -> Result<Self, usize> {
-        // SAFETY: every table starts with its size; the caller guarantees it is readable.
-        let size = unsafe { ptr.cast::<usize>().read() };
-        if size < HOST_API_MIN_SIZE_V1 {
-            return Err(size);
-        }
-        Ok(Self { ptr, size })
+        // SAFETY: forwarded to the caller.
+        unsafe { SizedTable::from_raw(ptr, HOST_API_MIN_SIZE_V1) }.map(Self)
     }
 
     /// The table's size, as the host knows it.
     pub fn size(&self) -> usize {
-        self.size
+        self.0.size
     }
 
-    fn entry<T: Copy>(&self, offset: usize) -> Option<T> {
-        if offset + size_of::<T>() > self.size {
-            return None;
-        }
-        // SAFETY: `from_raw`'s caller guarantees `size` bytes are readable, and the entry
-        // lies inside them; every entry is plain data or a function pointer.
-        Some(unsafe { self.ptr.byte_add(offset).cast::<T>().read() })
+    fn entry<E: Copy>(&self, offset: usize) -> Option<E> {
+        self.0.entry(offset)
     }
 
-    fn required<T: Copy>(&self, offset: usize) -> T {
-        self.entry(offset)
-            .expect("from_raw checked the table holds every version 1 entry")
+    fn required<E: Copy>(&self, offset: usize) -> E {
+        self.0.required(offset)
     }
 
     /// The host's ABI version.
