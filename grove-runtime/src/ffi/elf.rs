@@ -147,12 +147,14 @@ fn read_header<'data, R: ReadRef<'data>>(
 ) -> Option<FileHeader> {
     use abi::ModuleHeader as H;
     let read = |address: u64, len: u64| read_at_address(file, data, address, len);
-    let prefix = read(at, PREFIX_LEN as u64)?;
-    let u32_at = |offset: usize| file_u32(file, &prefix[offset..offset + 4]);
+    // The whole header in one read: every read through the cache is a system call.
+    let bytes = read(at, size).or_else(|| read(at, PREFIX_LEN as u64))?;
+    let u32_at =
+        |offset: usize| -> Option<u32> { Some(file_u32(file, bytes.get(offset..offset + 4)?)) };
     let mut header = FileHeader {
-        magic: prefix[H::MAGIC_AT..H::MAGIC_AT + 8].try_into().ok()?,
-        abi_version: u32_at(H::ABI_VERSION_AT),
-        header_size: u32_at(H::HEADER_SIZE_AT),
+        magic: bytes.get(H::MAGIC_AT..H::MAGIC_AT + 8)?.try_into().ok()?,
+        abi_version: u32_at(H::ABI_VERSION_AT)?,
+        header_size: u32_at(H::HEADER_SIZE_AT)?,
         module_name: None,
         type_name: None,
         sdk_version: None,
@@ -162,11 +164,10 @@ fn read_header<'data, R: ReadRef<'data>>(
     if header.magic != abi::MAGIC || (header.header_size as usize) < abi::HEADER_MIN_SIZE_V1 {
         return Some(header);
     }
-    let size = size.min(u64::from(header.header_size));
+    let size = (bytes.len() as u64).min(u64::from(header.header_size));
     let addends = relative_addends(file, at, size);
     let word = |offset: usize| -> Option<u64> {
-        let bytes = read(at + offset as u64, 8)?;
-        let value = u64::from_le_bytes(bytes.try_into().ok()?);
+        let value = u64::from_le_bytes(bytes.get(offset..offset + 8)?.try_into().ok()?);
         Some(if file.is_little_endian() {
             value
         } else {
@@ -195,8 +196,7 @@ fn read_header<'data, R: ReadRef<'data>>(
     header.module_name = text(H::MODULE_NAME_AT);
     header.type_name = text(H::TYPE_NAME_AT);
     if size >= (H::PANIC_STRATEGY_AT + 4) as u64 {
-        let bytes = read(at + H::PANIC_STRATEGY_AT as u64, 4)?;
-        header.panic_strategy = file_u32(file, bytes);
+        header.panic_strategy = u32_at(H::PANIC_STRATEGY_AT)?;
     }
     Some(header)
 }
@@ -207,6 +207,28 @@ fn relative_addends<'data, R: ReadRef<'data>>(
     at: u64,
     size: u64,
 ) -> Vec<(u64, u64)> {
+    // The common case, read raw: a 64-bit little-endian `.rela.dyn` is an array of
+    // (offset, info, addend) triples, scanned in one pass over its bytes (object's
+    // relocation iterator costs ~40 us for a thousand entries through a read cache).
+    if file.is_64()
+        && file.is_little_endian()
+        && let Some(data) = file
+            .section_by_name(".rela.dyn")
+            .and_then(|section| section.data().ok())
+    {
+        let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        return data
+            .chunks_exact(24)
+            .filter_map(|entry| {
+                let (place, info, addend) =
+                    (word(&entry[..8]), word(&entry[8..16]), word(&entry[16..]));
+                let kind = (info & 0xffff_ffff) as u32;
+                // R_X86_64_RELATIVE, R_AARCH64_RELATIVE.
+                let relative = kind == 8 || kind == 1027;
+                (relative && (at..at + size).contains(&place)).then_some((place, addend))
+            })
+            .collect();
+    }
     let Some(relocations) = file.dynamic_relocations() else {
         return Vec::new();
     };
@@ -224,7 +246,7 @@ fn relative_addends<'data, R: ReadRef<'data>>(
         .collect()
 }
 
-/// `len` bytes at virtual address `address`, from the section that holds them.
+/// `len` bytes at virtual address `address`, from the loaded section that holds them.
 fn read_at_address<'data, R: ReadRef<'data>>(
     file: &object::File<'data, R>,
     data: R,
@@ -232,8 +254,14 @@ fn read_at_address<'data, R: ReadRef<'data>>(
     len: u64,
 ) -> Option<&'data [u8]> {
     file.sections().find_map(|section| {
-        let start = section.address();
-        let offset = address.checked_sub(start)?;
+        // Only sections that are loaded have addresses; the others (debug info...) start
+        // at 0 and would match any address.
+        // SHF_ALLOC.
+        if !matches!(section.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.contains(object::elf::SHF_ALLOC))
+        {
+            return None;
+        }
+        let offset = address.checked_sub(section.address())?;
         let (file_offset, file_size) = section.file_range()?;
         if offset.checked_add(len)? > file_size.min(section.size()) {
             return None;
