@@ -37,8 +37,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// Where fixture builds go: their own target dir, so building them never waits on the
 /// lock of the `cargo test` that runs us, and stays incremental across runs.
+/// `GROVE_FIXTURE_TARGET_DIR` (an absolute path) puts them elsewhere: scripts/asan.sh
+/// builds them with another toolchain, whose builds must not replace the usual ones.
 pub fn fixture_target_dir() -> PathBuf {
-    workspace_root().join("target").join("grove-fixtures")
+    match std::env::var_os("GROVE_FIXTURE_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target").join("grove-fixtures"),
+    }
 }
 
 /// Builds every variant of the fixture package `package` (library `lib`), one cargo run
