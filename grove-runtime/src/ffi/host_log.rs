@@ -8,17 +8,19 @@
 //! target and fields, plus a `module` field naming the module. Interned callsites are never
 //! freed: their number is bounded by the distinct log statements ever loaded.
 //!
-//! Disabled events must cost a module nothing: the host answers `log_register` with its
-//! lasting interest in a callsite (the module's `tracing` caches it) and `log_max_level`
-//! with its current level hint. When the host's filter changes (a new subscriber, a reload
-//! of its filter), `tracing-core` re-registers every host callsite; [`interest_epoch`]
-//! counts those rebuilds, and each loaded library whose answers are older is told to ask
-//! again before it next runs.
+//! Disabled events must cost a module nothing: the module checks the host's level hint
+//! (`log_max_level`, the host's `LevelFilter::current()`) before anything else, as the
+//! host's own macros do. When the host's filter changes (a new subscriber, a reload of its
+//! filter), `tracing-core` rebuilds every callsite's interest and the level; a callsite
+//! registered here counts those rebuilds ([`interest_epoch`]), and each loaded library
+//! whose answers are older is told to ask again before it next runs. Whether an event
+//! above that level is recorded is asked of the calling thread's subscriber every time
+//! (see [`HostCallsite::enabled`]).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use grove::abi::{self, HostApi, LogField, LogMetadata, RawBytes, interest};
@@ -106,8 +108,26 @@ static INTEREST_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// How many times the host's filter has changed since the first library was loaded. A
 /// library that last asked at an older epoch is told to ask again.
+///
+/// The host's level hint is part of it: `tracing-core` sets the new maximum level only
+/// after it has told every callsite (and so bumped the counter), and a library that asked
+/// in between must ask again.
 pub(crate) fn interest_epoch() -> u64 {
-    INTEREST_EPOCH.load(Ordering::Relaxed)
+    let level = match tracing_core::LevelFilter::current().into_level() {
+        None => 0,
+        Some(level) => 1 + level_to_raw(level) as u64,
+    };
+    INTEREST_EPOCH.load(Ordering::Relaxed) << 3 | level
+}
+
+fn level_to_raw(level: Level) -> u32 {
+    match level {
+        Level::ERROR => abi::level::ERROR,
+        Level::WARN => abi::level::WARN,
+        Level::INFO => abi::level::INFO,
+        Level::DEBUG => abi::level::DEBUG,
+        Level::TRACE => abi::level::TRACE,
+    }
 }
 
 /// A callsite registered only to be told when the host's interest is rebuilt.
@@ -143,7 +163,6 @@ fn watch_interest() {
 /// A host-side callsite standing in for one of a module's.
 struct HostCallsite {
     meta: OnceLock<Metadata<'static>>,
-    interest: AtomicU8,
 }
 
 impl std::fmt::Debug for HostCallsite {
@@ -154,21 +173,9 @@ impl std::fmt::Debug for HostCallsite {
     }
 }
 
-const INTEREST_NEVER: u8 = 0;
-const INTEREST_SOMETIMES: u8 = 1;
-const INTEREST_ALWAYS: u8 = 2;
-
 impl Callsite for HostCallsite {
-    fn set_interest(&self, interest: Interest) {
-        let value = if interest.is_never() {
-            INTEREST_NEVER
-        } else if interest.is_always() {
-            INTEREST_ALWAYS
-        } else {
-            INTEREST_SOMETIMES
-        };
-        self.interest.store(value, Ordering::Relaxed);
-    }
+    /// Not kept: see [`HostCallsite::enabled`].
+    fn set_interest(&self, _interest: Interest) {}
 
     fn metadata(&self) -> &Metadata<'_> {
         self.meta
@@ -178,21 +185,16 @@ impl Callsite for HostCallsite {
 }
 
 impl HostCallsite {
-    /// The host's lasting interest, as the ABI says it.
-    fn interest(&self) -> u32 {
-        match self.interest.load(Ordering::Relaxed) {
-            INTEREST_NEVER => interest::NEVER,
-            INTEREST_ALWAYS => interest::ALWAYS,
-            _ => interest::SOMETIMES,
-        }
-    }
-
+    /// Whether the calling thread's subscriber records this callsite now.
+    ///
+    /// Asked of that subscriber every time, never taken from the interest `tracing-core`
+    /// cached: a host callsite is shared by every thread and library that logs from the
+    /// same place, and that interest was worked out on whichever thread registered it (with
+    /// a single subscriber, that thread's own default), so it can be wrong for another
+    /// thread with a subscriber of its own. Disabled events still cost a module nothing:
+    /// most are below the host's level hint, which the module checks first.
     fn enabled(&'static self) -> bool {
-        match self.interest.load(Ordering::Relaxed) {
-            INTEREST_NEVER => false,
-            INTEREST_ALWAYS => true,
-            _ => tracing_core::dispatcher::get_default(|d| d.enabled(self.metadata())),
-        }
+        tracing_core::dispatcher::get_default(|d| d.enabled(self.metadata()))
     }
 }
 
@@ -231,7 +233,6 @@ fn intern(key: CallsiteKey) -> &'static HostCallsite {
     }
     let callsite: &'static HostCallsite = Box::leak(Box::new(HostCallsite {
         meta: OnceLock::new(),
-        interest: AtomicU8::new(INTEREST_SOMETIMES),
     }));
     let mut names: Vec<&'static str> = key
         .fields
@@ -308,25 +309,17 @@ unsafe extern "C" fn log_enabled(ctx: *const c_void, meta: &LogMetadata) -> bool
     .unwrap_or(false)
 }
 
-unsafe extern "C" fn log_register(ctx: *const c_void, meta: &LogMetadata) -> u32 {
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as in `log_enabled`.
-        let log = unsafe { &*ctx.cast::<ModuleLog>() };
-        // SAFETY: as in `log_enabled`.
-        unsafe { log.callsite(meta) }.interest()
-    }))
-    .unwrap_or(interest::SOMETIMES)
+/// "Ask every time", for the reason given on [`HostCallsite::enabled`]: no answer about a
+/// callsite holds for every thread of the host. The entry lets a host with lasting answers
+/// give them; the level hint (`log_max_level`) is what keeps disabled events free here.
+unsafe extern "C" fn log_register(_ctx: *const c_void, _meta: &LogMetadata) -> u32 {
+    interest::SOMETIMES
 }
 
 unsafe extern "C" fn log_max_level(_ctx: *const c_void) -> u32 {
-    match tracing_core::LevelFilter::current().into_level() {
-        None => 0,
-        Some(Level::ERROR) => abi::level::ERROR,
-        Some(Level::WARN) => abi::level::WARN,
-        Some(Level::INFO) => abi::level::INFO,
-        Some(Level::DEBUG) => abi::level::DEBUG,
-        Some(Level::TRACE) => abi::level::TRACE,
-    }
+    tracing_core::LevelFilter::current()
+        .into_level()
+        .map_or(0, level_to_raw)
 }
 
 /// A field value from a module, as the host records it.
