@@ -174,27 +174,51 @@ fn read_header<'data, R: ReadRef<'data>>(
             value.swap_bytes()
         })
     };
-    let text = |offset: usize| -> Option<String> {
+    // Where each string is: (address, length).
+    let span_of = |offset: usize| -> Option<(u64, u64)> {
         let slot = at + (offset + H::BYTES_PTR_AT) as u64;
         let pointer = match addends.iter().find(|(place, _)| *place == slot) {
             Some((_, addend)) => *addend,
             None => word(offset + H::BYTES_PTR_AT)?,
         };
         let len = word(offset + H::BYTES_LEN_AT)?;
-        if len > MAX_TEXT {
-            return None;
-        }
-        let bytes = if len == 0 {
-            Vec::new()
-        } else {
-            read(pointer, len)?.to_vec()
-        };
-        String::from_utf8(bytes).ok()
+        (len <= MAX_TEXT).then_some((pointer, len))
     };
-    header.sdk_version = text(H::SDK_VERSION_AT);
-    header.rustc_version = text(H::RUSTC_VERSION_AT);
-    header.module_name = text(H::MODULE_NAME_AT);
-    header.type_name = text(H::TYPE_NAME_AT);
+    let fields = [
+        H::SDK_VERSION_AT,
+        H::RUSTC_VERSION_AT,
+        H::MODULE_NAME_AT,
+        H::TYPE_NAME_AT,
+    ];
+    let spans = fields.map(span_of);
+    // The strings sit together in the read-only data: one read for all, when they do.
+    let start = spans.iter().flatten().map(|(p, _)| *p).min();
+    let end = spans.iter().flatten().map(|(p, l)| p + l).max();
+    let together = match (start, end) {
+        (Some(start), Some(end)) if end - start <= 4 * MAX_TEXT => {
+            read(start, end - start).map(|bytes| (start, bytes))
+        }
+        _ => None,
+    };
+    let text = |span: Option<(u64, u64)>| -> Option<String> {
+        let (pointer, len) = span?;
+        if len == 0 {
+            return Some(String::new());
+        }
+        let bytes = match together {
+            Some((start, bytes)) => {
+                let from = usize::try_from(pointer - start).ok()?;
+                bytes.get(from..from + usize::try_from(len).ok()?)?
+            }
+            None => read(pointer, len)?,
+        };
+        String::from_utf8(bytes.to_vec()).ok()
+    };
+    let [sdk, rustc, module, type_name] = spans;
+    header.sdk_version = text(sdk);
+    header.rustc_version = text(rustc);
+    header.module_name = text(module);
+    header.type_name = text(type_name);
     if size >= (H::PANIC_STRATEGY_AT + 4) as u64 {
         header.panic_strategy = u32_at(H::PANIC_STRATEGY_AT)?;
     }

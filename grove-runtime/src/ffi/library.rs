@@ -18,6 +18,7 @@ use libloading::os::unix::{Library as RawLibrary, RTLD_LOCAL, RTLD_NOW};
 
 use super::elf::{self, FileHeader};
 use super::host_log::HostLink;
+use super::mapped::Mapped;
 use super::maps;
 use super::staging::{StageError, Staging};
 use super::threads::{self, LibraryThread, ThreadSet};
@@ -122,7 +123,13 @@ impl Library {
                 source: Arc::new(e),
             })
             .and_then(|copy| {
-                elf::inspect(&object::ReadCache::new(copy)).map_err(|reason| Error::NotAModule {
+                Mapped::staged(&copy).map_err(|e| Error::Staging {
+                    path: staged.clone(),
+                    source: Arc::new(e),
+                })
+            })
+            .and_then(|mapped| {
+                elf::inspect(mapped.bytes()).map_err(|reason| Error::NotAModule {
                     path: source.to_owned(),
                     reason,
                 })

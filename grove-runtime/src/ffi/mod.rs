@@ -10,6 +10,7 @@ pub(crate) mod elf;
 pub(crate) mod host_log;
 pub(crate) mod instance;
 pub(crate) mod library;
+pub(crate) mod mapped;
 pub(crate) mod maps;
 pub(crate) mod staging;
 pub(crate) mod threads;

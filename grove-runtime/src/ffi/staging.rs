@@ -130,7 +130,7 @@ impl Staging {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if let Ok(dir_meta) = fs::File::open(dir).and_then(|d| d.metadata())
+        if let Ok(dir_meta) = fs::metadata(dir)
             && dir_meta.permissions().mode() & 0o002 != 0
         {
             return Err(refuse(format!(
