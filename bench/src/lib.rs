@@ -575,7 +575,7 @@ pub struct LogFigures {
     pub samples: usize,
 }
 
-/// Installs [`Discard`] as the process's global subscriber, at INFO. For good: run the log
+/// Installs a subscriber that counts and drops events as the process's global one, at INFO.
 /// rows after every other measurement.
 pub fn install_discarding_subscriber() {
     grove::tracing::subscriber::set_global_default(Discard)
