@@ -576,7 +576,7 @@ pub struct LogFigures {
 }
 
 /// Installs a subscriber that counts and drops events as the process's global one, at INFO.
-/// rows after every other measurement.
+/// For good: run the log rows after every other measurement.
 pub fn install_discarding_subscriber() {
     grove::tracing::subscriber::set_global_default(Discard)
         .expect("no other global subscriber in the benchmark");
