@@ -24,7 +24,11 @@ pub struct Instances {
 impl Instances {
     /// Loads the library at `path` once and creates `n` instances of its module.
     pub fn load(path: &Path, n: usize) -> Result<Self> {
-        let library = Arc::new(Library::load(path, &Staging::shared()?, None)?);
+        let library = Arc::new(Library::load(
+            path,
+            &Staging::shared()?,
+            &crate::ffi::library::admit_any,
+        )?);
         let calls = ModuleCalls::new(library.name());
         let instances = (0..n)
             .map(|_| Instance::create_shared(Arc::clone(&library), Arc::clone(&calls)))

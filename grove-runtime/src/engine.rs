@@ -19,12 +19,13 @@ use serde::de::DeserializeOwned;
 use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
+use crate::ffi::library::Unmapped;
 use crate::ffi::staging::Staging;
 use crate::frame::FramePacer;
 use crate::hosted::{HostedModule, Kind};
 use crate::loaded::{LoadedModule, Reloaded};
 use crate::static_module::StaticModule;
-use crate::stats::{FrameClock, Stats};
+use crate::stats::{FrameClock, ModuleTiming, Stats};
 use crate::systems::{ModuleSystem, Strategy, Systems};
 use crate::watchdog::{DEFAULT_CALL_LIMIT, Watchdog};
 use crate::watcher::LibraryWatcher;
@@ -55,6 +56,8 @@ pub struct Engine {
     last_start: Option<Instant>,
     /// When a slow frame was last reported (at most one report a second).
     last_slow_report: Option<Instant>,
+    /// The modules' figures when they were last shut down all together.
+    shut_down: Vec<ModuleTiming>,
     stop: Arc<AtomicBool>,
     watchdog: Option<Watchdog>,
 }
@@ -207,6 +210,7 @@ impl EngineBuilder {
             started: None,
             last_start: None,
             last_slow_report: None,
+            shut_down: Vec::new(),
             stop,
             watchdog,
         })
@@ -290,7 +294,14 @@ impl Engine {
     }
 
     /// The generation of module `name` (1 after loading, +1 per reload; 0 if static).
+    ///
+    /// After [`Engine::run`] returns, the generation each module had when it was shut down.
     pub fn generation(&self, name: &str) -> Result<u64> {
+        if self.modules.is_empty()
+            && let Some(timing) = self.shut_down.iter().find(|t| t.name == name)
+        {
+            return Ok(timing.generation);
+        }
         Ok(self.find(name)?.generation())
     }
 
@@ -352,9 +363,11 @@ impl Engine {
 
     fn load(&mut self, path: &Path, strategy: Option<Strategy>) -> Result<String> {
         let frame = self.frame_info(Instant::now());
-        let module = LoadedModule::load_in(path, &self.staging, &frame)?;
+        // The name is checked from the library's header, before any of its code runs.
+        let module = LoadedModule::load_admitted(path, &self.staging, &frame, &|header| {
+            self.check_new_name(&header.module_name)
+        })?;
         let name = module.name().to_owned();
-        self.check_new_name(&name)?;
         let watcher = if self.watch_files {
             Some(
                 LibraryWatcher::new(path, module.content_hash()).map_err(|source| {
@@ -486,7 +499,7 @@ impl Engine {
             }
             Err(error) => {
                 self.clock.refused += 1;
-                tracing::error!(module = %name, error = %error, "reload refused, the running version keeps going");
+                tracing::error!(module = %name, error = %error, "reload refused");
                 self.subscribers.send(EngineEvent::ReloadRefused {
                     module: name.to_owned(),
                     error,
@@ -518,6 +531,8 @@ impl Engine {
         let mut events = Vec::new();
         let mut reloads = Vec::new();
         for hosted in &mut self.modules {
+            // Libraries just built for modules whose files are not watched.
+            let mut built = Vec::new();
             if let Some(build) = &hosted.build {
                 while let Some(event) = build.poll() {
                     let name = hosted.name();
@@ -528,8 +543,12 @@ impl Engine {
                                 module: name.to_owned(),
                             });
                         }
-                        BuildEvent::Finished { took, .. } => {
+                        BuildEvent::Finished { took, artifact } => {
                             tracing::info!(module = %name, took_ms = took.as_millis() as u64, "rebuilt");
+                            // Without a file watcher, the build's own artifact is the news.
+                            if hosted.watcher.is_none() {
+                                built.push(artifact);
+                            }
                         }
                         BuildEvent::Failed { error } => {
                             tracing::error!(module = %name, "build failed, the running version keeps going:\n{error}");
@@ -556,6 +575,12 @@ impl Engine {
                     path,
                     reason,
                 });
+            }
+            if let Some(artifact) = built.pop()
+                && let Some(module) = hosted.loaded_mut()
+            {
+                let name = module.name().to_owned();
+                reloads.push((name, module.reload(&artifact, frame)));
             }
             // Nothing above allocates unless something happened: this runs for every
             // module, every frame.
@@ -671,12 +696,17 @@ impl Engine {
 
     /// Runs every module's `shutdown`, in registration order, and unloads them all. The
     /// first error is returned after every module has had its turn.
+    /// Its figures stay readable: [`Engine::stats`] and [`Engine::generation`] answer for
+    /// the modules as they were when they were shut down, until a module is added again.
     pub fn shutdown(&mut self) -> Result<()> {
         let frame = self.frame_info(Instant::now());
+        if !self.modules.is_empty() {
+            self.shut_down = self.modules.iter().map(HostedModule::timing).collect();
+        }
         let mut first_error = None;
         for hosted in self.modules.drain(..) {
             let name = hosted.name().to_owned();
-            if let Err(e) = hosted.shutdown(&frame) {
+            if let (Err(e), _) = hosted.shutdown(&frame) {
                 tracing::error!(module = %name, error = %e, "shutdown failed");
                 first_error.get_or_insert(e);
             }
@@ -684,10 +714,42 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Removes module `name` while the engine runs: runs its `shutdown`, destroys it,
+    /// closes its library (checking that it left memory: see [`Unmapped`]) and stops
+    /// watching its file and crate. The same module can be loaded again afterwards. An
+    /// error from its `shutdown` is returned once it is gone all the same.
+    pub fn unload(&mut self, name: &str) -> Result<Option<Unmapped>> {
+        let index = self
+            .modules
+            .iter()
+            .position(|m| m.name() == name)
+            .ok_or_else(|| self.unknown(name))?;
+        let frame = self.frame_info(Instant::now());
+        let hosted = self.modules.remove(index);
+        let count = self.modules.len().max(1);
+        for module in &mut self.modules {
+            module.clock.set_share(count);
+        }
+        let (result, unmapped) = hosted.shutdown(&frame);
+        tracing::info!(module = %name, old_library = ?unmapped, "module unloaded");
+        self.subscribers.send(EngineEvent::Unloaded {
+            module: name.to_owned(),
+            old_library: unmapped.clone(),
+        });
+        result.map(|()| unmapped)
+    }
+
     /// Frame rate, frame times, per-module process times and reloads.
+    ///
+    /// After [`Engine::run`] (or [`Engine::shutdown`]) returns, the modules' figures are
+    /// those they had when they were shut down.
     pub fn stats(&self) -> Stats {
-        self.clock
-            .snapshot(self.modules.iter().map(HostedModule::timing).collect())
+        let modules = if self.modules.is_empty() {
+            self.shut_down.clone()
+        } else {
+            self.modules.iter().map(HostedModule::timing).collect()
+        };
+        self.clock.snapshot(modules)
     }
 }
 

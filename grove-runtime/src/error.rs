@@ -194,12 +194,18 @@ pub enum Error {
 
     /// A reload was refused because the new version could not take over. The running
     /// version and its state are untouched.
-    #[error("reload of module `{module}` refused, generation {generation} keeps running: {source}")]
+    #[error(
+        "reload of module `{module}` refused, generation {generation} {}: {source}",
+        if *faulted { "stays faulted (skipped until a version loads)" } else { "keeps running" }
+    )]
     ReloadRefused {
         /// The module.
         module: String,
-        /// The generation that keeps running.
+        /// The generation that keeps running (or stays faulted).
         generation: u64,
+        /// Whether that generation is faulted: it panicked, and is skipped, state kept,
+        /// until a version loads.
+        faulted: bool,
         /// Why the new version was refused.
         #[source]
         source: Box<Error>,

@@ -7,6 +7,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::Unmapped;
 use crate::loaded::Reloaded;
 use crate::{Call, Error};
 
@@ -23,6 +24,13 @@ pub enum EngineEvent {
     },
     /// A new version took over, with its state.
     Reloaded(Reloaded),
+    /// A module was removed ([`Engine::unload`](crate::Engine::unload)); its `shutdown` ran.
+    Unloaded {
+        /// The module.
+        module: String,
+        /// How its library left memory; `None` for a static module.
+        old_library: Option<Unmapped>,
+    },
     /// A new version was refused; the old one keeps running with its state.
     ReloadRefused {
         /// The module.
@@ -102,6 +110,13 @@ impl fmt::Display for EngineEvent {
                 r.state_bytes,
                 r.format
             ),
+            EngineEvent::Unloaded {
+                module,
+                old_library,
+            } => match old_library {
+                Some(unmapped) => write!(f, "module `{module}` unloaded (library: {unmapped:?})"),
+                None => write!(f, "module `{module}` unloaded"),
+            },
             EngineEvent::ReloadRefused { error, .. } => write!(f, "{error}"),
             EngineEvent::Panicked {
                 module,

@@ -9,6 +9,7 @@ use grove::abi::FrameInfo;
 
 use crate::builder::BuildWatch;
 use crate::error::{Call, Error, Result};
+use crate::ffi::library::Unmapped;
 use crate::loaded::LoadedModule;
 use crate::static_module::StaticModule;
 use crate::stats::{ModuleClock, ModuleTiming};
@@ -149,11 +150,15 @@ impl HostedModule {
         }
     }
 
-    /// Runs `Module::shutdown` and lets the module go.
-    pub(crate) fn shutdown(self, frame: &FrameInfo) -> Result<()> {
+    /// Runs `Module::shutdown` and lets the module go: its library (how it left memory is
+    /// returned), its watcher and its crate builder.
+    pub(crate) fn shutdown(self, frame: &FrameInfo) -> (Result<()>, Option<Unmapped>) {
         match self.kind {
-            Kind::Static(m) => m.shutdown(frame),
-            Kind::Loaded(m) => (*m).shutdown(frame),
+            Kind::Static(m) => (m.shutdown(frame), None),
+            Kind::Loaded(m) => {
+                let (result, unmapped) = (*m).unload(frame);
+                (result, Some(unmapped))
+            }
         }
     }
 }

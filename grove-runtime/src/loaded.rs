@@ -17,7 +17,7 @@ use grove::state::StateFormat;
 use crate::error::{Call, Error, Result};
 use crate::ffi::calls::ModuleCalls;
 use crate::ffi::instance::Instance;
-use crate::ffi::library::{Expected, HeaderInfo, Library, Snapshot, Unmapped};
+use crate::ffi::library::{Admit, HeaderInfo, Library, Snapshot, Unmapped, admit_any};
 use crate::ffi::staging::Staging;
 
 /// A module loaded from a library file.
@@ -58,8 +58,19 @@ impl LoadedModule {
     /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
     /// with `frame`.
     pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
+        Self::load_admitted(path, staging, frame, &admit_any)
+    }
+
+    /// As [`LoadedModule::load_in`], if `admit` admits the library's header: asked before
+    /// any of the library's code runs.
+    pub(crate) fn load_admitted(
+        path: &Path,
+        staging: &Arc<Staging>,
+        frame: &FrameInfo,
+        admit: Admit<'_>,
+    ) -> Result<Self> {
         crate::ffi::crash::install();
-        let library = Library::load(path, staging, None)?;
+        let library = Library::load(path, staging, admit)?;
         let calls = ModuleCalls::new(library.name());
         let mut instance = Instance::create(library, calls)?;
         instance.init(frame)?;
@@ -130,10 +141,16 @@ impl LoadedModule {
     }
 
     /// Runs `Module::shutdown`, then destroys the value and closes the library.
-    pub fn shutdown(mut self, frame: &FrameInfo) -> Result<()> {
+    pub fn shutdown(self, frame: &FrameInfo) -> Result<()> {
+        self.unload(frame).0
+    }
+
+    /// Runs `Module::shutdown`, destroys the value and closes the library; says how the
+    /// library left memory.
+    pub fn unload(mut self, frame: &FrameInfo) -> (Result<()>, Unmapped) {
         let result = self.instance.shutdown(frame);
-        let (destroyed, _) = self.instance.retire();
-        result.and(destroyed)
+        let (destroyed, unmapped) = self.instance.retire();
+        (result.and(destroyed), unmapped)
     }
 
     /// The state, encoded by field name: a snapshot for saving or inspecting.
@@ -161,6 +178,7 @@ impl LoadedModule {
                 .map_err(|source| Error::ReloadRefused {
                     module: self.name().to_owned(),
                     generation: self.generation,
+                    faulted: self.fault.is_some(),
                     source: Box::new(source),
                 })?;
         let took = started.elapsed();
@@ -207,13 +225,20 @@ impl LoadedModule {
         frame: &FrameInfo,
     ) -> Result<(Instance, StateFormat, usize)> {
         let running = self.header();
-        let expected = Some(Expected {
-            module_name: &running.module_name,
-            type_name: &running.type_name,
-        });
+        // Checked from the file, before any of the new library's code runs.
+        let same_module = |new: &HeaderInfo| {
+            if new.module_name == running.module_name && new.type_name == running.type_name {
+                return Ok(());
+            }
+            Err(Error::WrongModule {
+                path: path.to_owned(),
+                expected: format!("{} ({})", running.module_name, running.type_name),
+                found: format!("{} ({})", new.module_name, new.type_name),
+            })
+        };
         let library = match snapshot {
-            Some(snapshot) => Library::load_bytes(path, snapshot, &self.staging, expected)?,
-            None => Library::load(path, &self.staging, expected)?,
+            Some(snapshot) => Library::load_bytes(path, snapshot, &self.staging, &same_module)?,
+            None => Library::load(path, &self.staging, &same_module)?,
         };
         let calls = std::sync::Arc::clone(self.instance.calls());
         let mut new = Instance::create(library, calls)?;

@@ -141,3 +141,39 @@ fn a_failed_build_keeps_the_running_version_and_the_fix_reloads_with_state() {
     drop(engine);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn without_file_watching_a_rebuilt_crate_reloads_from_the_build() {
+    let dir = live_crate();
+    let mut engine = Engine::builder()
+        .fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    let events = engine.subscribe();
+    let options = BuildOptions {
+        target_dir: Some(fixture_target_dir()),
+        ..BuildOptions::default()
+    };
+    let name = engine.watch_crate_with(&dir, options).unwrap();
+    engine.run_frames(3);
+    edit(&dir, &module_source("2"));
+    let generation = step_until_event(
+        &mut engine,
+        &events,
+        Duration::from_secs(300),
+        |e| match e {
+            EngineEvent::Reloaded(r) => Some(r.generation),
+            _ => None,
+        },
+    );
+    assert_eq!(generation, 2);
+    engine.run_frames(2);
+    let state: LiveState = engine.module_state(&name).unwrap();
+    assert!(
+        state.total > state.count,
+        "the rebuilt version runs: {state:?}"
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}

@@ -5,6 +5,7 @@ mod boundary;
 mod crashes;
 mod engine;
 mod faults;
+mod lifecycle;
 mod live_crate;
 mod logs;
 mod reliability;

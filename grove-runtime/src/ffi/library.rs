@@ -84,25 +84,24 @@ pub enum Unmapped {
 /// How long `detach` waits for the library's calls into the host to finish.
 const DETACH_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// What a reload expects the new library to hold: the running module.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Expected<'a> {
-    pub(crate) module_name: &'a str,
-    pub(crate) type_name: &'a str,
+/// What the caller asks of a library's header before it is opened (a reload: the same
+/// module as the running one; an engine: a name not taken yet). Its error refuses the
+/// library, before any of its code runs.
+pub(crate) type Admit<'a> = &'a dyn Fn(&HeaderInfo) -> Result<()>;
+
+/// Admits every module.
+pub(crate) fn admit_any(_: &HeaderInfo) -> Result<()> {
+    Ok(())
 }
 
 impl Library {
     /// Loads the library at `source` (through a symlink, the file it points to), staging
-    /// its copy in `staging`. `expected`: the module a reload replaces.
+    /// its copy in `staging`, if `admit` admits its header.
     ///
     /// The file is opened once; its permissions are checked on that descriptor, and it is
     /// copied from it (in the kernel, `copy_file_range`). Everything after the copy works
     /// on a private snapshot that no build can change any more.
-    pub(crate) fn load(
-        source: &Path,
-        staging: &Arc<Staging>,
-        expected: Option<Expected<'_>>,
-    ) -> Result<Self> {
+    pub(crate) fn load(source: &Path, staging: &Arc<Staging>, admit: Admit<'_>) -> Result<Self> {
         let read_error = |e| Error::Read {
             path: source.to_owned(),
             source: Arc::new(e),
@@ -135,7 +134,7 @@ impl Library {
                 })
             });
         match inspected {
-            Ok(exports) => Self::open_staged(source, staged, exports, None, staging, expected),
+            Ok(exports) => Self::open_staged(source, staged, exports, None, staging, admit),
             Err(e) => {
                 let _ = std::fs::remove_file(&staged);
                 Err(e)
@@ -150,7 +149,7 @@ impl Library {
         source: &Path,
         snapshot: Snapshot,
         staging: &Arc<Staging>,
-        expected: Option<Expected<'_>>,
+        admit: Admit<'_>,
     ) -> Result<Self> {
         let Snapshot {
             bytes,
@@ -169,7 +168,7 @@ impl Library {
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
         let staged = staging.stage(&stem, &bytes)?;
         drop(bytes);
-        Self::open_staged(source, staged, exports, Some(hash), staging, expected)
+        Self::open_staged(source, staged, exports, Some(hash), staging, admit)
     }
 
     /// Checks the header read from the file, opens the staged copy and reads its exports.
@@ -180,13 +179,15 @@ impl Library {
         exports: elf::Exports,
         hash: Option<u64>,
         staging: &Arc<Staging>,
-        expected: Option<Expected<'_>>,
+        admit: Admit<'_>,
     ) -> Result<Self> {
         let remove_staged = |e| {
             let _ = std::fs::remove_file(&staged);
             e
         };
-        let header = check_header(source, &exports, expected).map_err(remove_staged)?;
+        let header = check_header(source, &exports)
+            .and_then(|header| admit(&header).map(|()| header))
+            .map_err(remove_staged)?;
         let threads_at_load = ThreadSet::now();
         // SAFETY: loading a library runs its initialisers. The file passed the checks above
         // (an ELF shared object exporting the header of the grove module expected, of a
@@ -365,13 +366,9 @@ fn thread_list(threads: &[LibraryThread]) -> String {
         .join(", ")
 }
 
-/// Checks the header read from the file: magic, ABI version, size, panic strategy, and
-/// (for a reload) that it is the module expected. Nothing of the library has run yet.
-fn check_header(
-    source: &Path,
-    exports: &elf::Exports,
-    expected: Option<Expected<'_>>,
-) -> Result<HeaderInfo> {
+/// Checks the header read from the file: magic, ABI version, size, panic strategy.
+/// Nothing of the library has run yet.
+fn check_header(source: &Path, exports: &elf::Exports) -> Result<HeaderInfo> {
     let header: &FileHeader = &exports.header;
     let not_a_module = |reason: String| Error::NotAModule {
         path: source.to_owned(),
@@ -432,15 +429,6 @@ fn check_header(
         return Err(Error::PanicAbort {
             path: source.to_owned(),
             module: info.module_name,
-        });
-    }
-    if let Some(expected) = expected
-        && (info.module_name != expected.module_name || info.type_name != expected.type_name)
-    {
-        return Err(Error::WrongModule {
-            path: source.to_owned(),
-            expected: format!("{} ({})", expected.module_name, expected.type_name),
-            found: format!("{} ({})", info.module_name, info.type_name),
         });
     }
     Ok(info)
