@@ -266,56 +266,50 @@ impl VTableRef {
         self.0.size
     }
 
-    fn entry<E: Copy>(&self, offset: usize) -> Option<E> {
-        self.0.entry(offset)
-    }
-
-    fn required<E: Copy>(&self, offset: usize) -> E {
-        self.0.required(offset)
-    }
-
     /// Drops an instance. `this` is invalid afterwards, whatever the status.
     pub fn destroy(&self) -> DestroyFn {
-        self.required(offset_of!(VTable, destroy))
+        self.0.required(offset_of!(VTable, destroy))
     }
 
     /// `Module::init`, after create and after every reload.
     pub fn init(&self) -> FrameFn {
-        self.required(offset_of!(VTable, init))
+        self.0.required(offset_of!(VTable, init))
     }
 
     /// `Module::process`, once per frame.
     pub fn process(&self) -> FrameFn {
-        self.required(offset_of!(VTable, process))
+        self.0.required(offset_of!(VTable, process))
     }
 
     /// `Module::shutdown`, once when the module leaves for good.
     pub fn shutdown(&self) -> FrameFn {
-        self.required(offset_of!(VTable, shutdown))
+        self.0.required(offset_of!(VTable, shutdown))
     }
 
     /// Serialises the state in `format` into `out`.
     pub fn save_state(&self) -> SaveStateFn {
-        self.required(offset_of!(VTable, save_state))
+        self.0.required(offset_of!(VTable, save_state))
     }
 
     /// Replaces the state with `state`, decoded in `format`. On failure the instance keeps
     /// the state it had.
     pub fn load_state(&self) -> LoadStateFn {
-        self.required(offset_of!(VTable, load_state))
+        self.0.required(offset_of!(VTable, load_state))
     }
 
     /// Severs every pointer the library holds to the host (see [`DetachFn`]); `None` for a
     /// library built before the entry existed, which cannot be detached.
     pub fn detach(&self) -> Option<DetachFn> {
-        self.entry::<Option<DetachFn>>(offset_of!(VTable, detach))
+        self.0
+            .entry::<Option<DetachFn>>(offset_of!(VTable, detach))
             .flatten()
     }
 
     /// Tells the library that the host's log filter changed, so that it asks again which
     /// callsites are enabled; `None` for a library built before the entry existed.
     pub fn log_interest_changed(&self) -> Option<NotifyFn> {
-        self.entry::<Option<NotifyFn>>(offset_of!(VTable, log_interest_changed))
+        self.0
+            .entry::<Option<NotifyFn>>(offset_of!(VTable, log_interest_changed))
             .flatten()
     }
 }
@@ -404,49 +398,43 @@ impl HostApiRef {
         self.0.size
     }
 
-    fn entry<E: Copy>(&self, offset: usize) -> Option<E> {
-        self.0.entry(offset)
-    }
-
-    fn required<E: Copy>(&self, offset: usize) -> E {
-        self.0.required(offset)
-    }
-
     /// The host's ABI version.
     pub fn abi_version(&self) -> u32 {
-        self.required(offset_of!(HostApi, abi_version))
+        self.0.required(offset_of!(HostApi, abi_version))
     }
 
     /// The host's static level hint, as in [`level`].
     pub fn max_log_level_hint(&self) -> u32 {
-        self.required(offset_of!(HostApi, max_log_level))
+        self.0.required(offset_of!(HostApi, max_log_level))
     }
 
     /// The context every function takes.
     pub fn ctx(&self) -> *const c_void {
-        self.required(offset_of!(HostApi, ctx))
+        self.0.required(offset_of!(HostApi, ctx))
     }
 
     /// Whether the host records an event from this callsite now.
     pub fn log_enabled(&self) -> LogEnabledFn {
-        self.required(offset_of!(HostApi, log_enabled))
+        self.0.required(offset_of!(HostApi, log_enabled))
     }
 
     /// Records an event. `fields` points to `len` fields valid for the call.
     pub fn log_event(&self) -> LogEventFn {
-        self.required(offset_of!(HostApi, log_event))
+        self.0.required(offset_of!(HostApi, log_event))
     }
 
     /// The host's lasting interest in a callsite; `None` for an older host (ask
     /// `log_enabled` every time).
     pub fn log_register(&self) -> Option<LogRegisterFn> {
-        self.entry::<Option<LogRegisterFn>>(offset_of!(HostApi, log_register))
+        self.0
+            .entry::<Option<LogRegisterFn>>(offset_of!(HostApi, log_register))
             .flatten()
     }
 
     /// The most verbose level the host records now; `None` for an older host.
     pub fn log_max_level(&self) -> Option<LogMaxLevelFn> {
-        self.entry::<Option<LogMaxLevelFn>>(offset_of!(HostApi, log_max_level))
+        self.0
+            .entry::<Option<LogMaxLevelFn>>(offset_of!(HostApi, log_max_level))
             .flatten()
     }
 }
