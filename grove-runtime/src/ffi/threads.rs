@@ -186,13 +186,15 @@ fn running_in_ranges(
                 let Some(stack) = stack_of(&maps, sp) else {
                     return Some(unchecked(tid));
                 };
-                let owner = started_by(&mem, &code, stack);
-                tracing::trace!(tid, sp, pc, owner, "thread looked at");
+                let start = started_by(&mem, &code, stack);
+                tracing::trace!(tid, sp, pc, ?start, "thread looked at");
                 let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
-                let ours = match owner {
-                    Some(owner) if Some(owner) == library => true,
-                    Some(owner) if Some(owner) == executable.as_deref() => false,
-                    _ => inside(pc) || stack_points_into(&mem, sp, stack.1, &inside),
+                let ours = if start.iter().any(|o| Some(*o) == library) {
+                    true
+                } else if start.first().copied() == executable.as_deref() {
+                    false
+                } else {
+                    inside(pc) || stack_points_into(&mem, sp, stack.1, &inside)
                 };
                 ours.then(|| LibraryThread {
                     tid,
@@ -242,24 +244,37 @@ fn stack_of(maps: &str, sp: u64) -> Option<(u64, u64)> {
 /// How much of the top of a stack is read to find who started its thread.
 const TOP_SCAN: u64 = 256 << 10;
 
-/// The file whose code started the thread whose stack is `stack`: the highest code address
-/// on it outside the C library.
-fn started_by<'m>(mem: &File, code: &[(u64, u64, &'m str)], stack: (u64, u64)) -> Option<&'m str> {
+/// How many code addresses from the top of a stack say who started its thread: the entry
+/// point, and the first frames under it. More than one, because a `pthread_create`
+/// interposer (AddressSanitizer's, a profiler's) starts every thread in its own code, which
+/// then calls the real entry point.
+const START_FRAMES: usize = 8;
+
+/// The files whose code started the thread whose stack is `stack`, from the top: the
+/// owners of its highest code addresses outside the C library (the entry point first).
+fn started_by<'m>(mem: &File, code: &[(u64, u64, &'m str)], stack: (u64, u64)) -> Vec<&'m str> {
     let (start, end) = stack;
     let from = end.saturating_sub(TOP_SCAN).max(start);
-    let mut buffer = vec![0u8; usize::try_from(end - from).ok()?];
-    let read = mem.read_at(&mut buffer, from).ok()?;
+    let Ok(len) = usize::try_from(end - from) else {
+        return Vec::new();
+    };
+    let mut buffer = vec![0u8; len];
     // Reads of a stack mapping return all of it or fail; a short read leaves the top out.
-    if read != buffer.len() {
-        return None;
+    if mem.read_at(&mut buffer, from).ok() != Some(len) {
+        return Vec::new();
     }
-    buffer.chunks_exact(8).rev().find_map(|word| {
-        let value = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
-        code.iter()
-            .find(|(s, e, _)| (*s..*e).contains(&value))
-            .map(|(_, _, path)| *path)
-            .filter(|path| !is_system(path))
-    })
+    buffer
+        .chunks_exact(8)
+        .rev()
+        .filter_map(|word| {
+            let value = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+            code.iter()
+                .find(|(s, e, _)| (*s..*e).contains(&value))
+                .map(|(_, _, path)| *path)
+                .filter(|path| !is_system(path))
+        })
+        .take(START_FRAMES)
+        .collect()
 }
 
 fn unchecked(tid: Tid) -> LibraryThread {
@@ -465,7 +480,7 @@ mod tests {
         let mem = File::open("/proc/self/mem").unwrap();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         assert_eq!(
-            started_by(&mem, &code_mappings(&maps), stack),
+            started_by(&mem, &code_mappings(&maps), stack).first().copied(),
             exe.to_str(),
             "the host executable started it"
         );
