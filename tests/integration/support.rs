@@ -63,6 +63,13 @@ fn build_variants(
     variants
         .iter()
         .map(|&variant| {
+            let name = if variant.is_empty() { "v1" } else { variant };
+            let copy = out.join(format!("lib{lib}-{name}.so"));
+            // A child process uses what its parent built: building again would rewrite the
+            // libraries other processes are loading.
+            if is_child() {
+                return (name, copy);
+            }
             let mut cmd = Command::new(&cargo);
             cmd.current_dir(workspace_root()).args([
                 "build",
@@ -84,8 +91,6 @@ fn build_variants(
             };
             let status = cmd.status().expect("cargo runs");
             assert!(status.success(), "building {package} ({variant:?}) failed");
-            let name = if variant.is_empty() { "v1" } else { variant };
-            let copy = out.join(format!("lib{lib}-{name}.so"));
             std::fs::copy(built_in.join("debug").join(format!("lib{lib}.so")), &copy).unwrap();
             (name, copy)
         })
