@@ -364,9 +364,17 @@ impl Engine {
     fn load(&mut self, path: &Path, strategy: Option<Strategy>) -> Result<String> {
         let frame = self.frame_info(Instant::now());
         // The name is checked from the library's header, before any of its code runs.
-        let module = LoadedModule::load_admitted(path, &self.staging, &frame, &|header| {
-            self.check_new_name(&header.module_name)
-        })?;
+        let module = LoadedModule::load_admitted(
+            path,
+            &self.staging,
+            &frame,
+            &|header| self.check_new_name(&header.module_name),
+            &|calls| {
+                if let Some(watchdog) = &self.watchdog {
+                    watchdog.watch(calls);
+                }
+            },
+        )?;
         let name = module.name().to_owned();
         let watcher = if self.watch_files {
             Some(
@@ -394,9 +402,6 @@ impl Engine {
 
     /// Adds `hosted` after the others, and shares the per-frame timing among them all.
     fn push(&mut self, mut hosted: HostedModule) {
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.watch(hosted.calls());
-        }
         let count = self.modules.len() + 1;
         hosted.clock.set_share(count);
         let stride = |n: usize| n / crate::stats::TIMED_PER_FRAME;
@@ -433,6 +438,9 @@ impl Engine {
     ) -> Result<()> {
         self.check_new_name(&name)?;
         let mut module = StaticModule::new(name.clone(), module);
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.watch(module.calls());
+        }
         module.init(&self.frame_info(Instant::now()))?;
         let mut hosted = HostedModule::new(Kind::Static(module));
         hosted.strategy = strategy;
@@ -595,6 +603,12 @@ impl Engine {
                 continue;
             }
             let result = module.reload_from(&new.path, Some(new.snapshot), frame);
+            if result.is_err() {
+                let running = module.content_hash();
+                if let Some(watcher) = &hosted.watcher {
+                    watcher.retry_refused(running);
+                }
+            }
             if let Ok(reloaded) = &result {
                 tracing::debug!(
                     module = %name,

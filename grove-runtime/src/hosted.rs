@@ -130,14 +130,6 @@ impl HostedModule {
             .timing(self.name(), self.generation(), self.is_faulted())
     }
 
-    /// The marker of the module's calls, for the watchdog.
-    pub(crate) fn calls(&self) -> &std::sync::Arc<crate::ffi::calls::ModuleCalls> {
-        match &self.kind {
-            Kind::Static(m) => m.calls(),
-            Kind::Loaded(m) => m.calls(),
-        }
-    }
-
     /// Its last timed `process`.
     pub(crate) fn last_process(&self) -> std::time::Duration {
         self.clock.last

@@ -58,20 +58,23 @@ impl LoadedModule {
     /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
     /// with `frame`.
     pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
-        Self::load_admitted(path, staging, frame, &admit_any)
+        Self::load_admitted(path, staging, frame, &admit_any, &|_| {})
     }
 
     /// As [`LoadedModule::load_in`], if `admit` admits the library's header: asked before
-    /// any of the library's code runs.
+    /// any of the library's code runs. `watch` is handed the module's call marker before
+    /// its first call (the engine's watchdog watches `create` and `init` too).
     pub(crate) fn load_admitted(
         path: &Path,
         staging: &Arc<Staging>,
         frame: &FrameInfo,
         admit: Admit<'_>,
+        watch: &dyn Fn(&Arc<ModuleCalls>),
     ) -> Result<Self> {
         crate::ffi::crash::install();
         let library = Library::load(path, staging, admit)?;
         let calls = ModuleCalls::new(library.name());
+        watch(&calls);
         let mut instance = Instance::create(library, calls)?;
         instance.init(frame)?;
         tracing::info!(module = %instance.name(), path = %path.display(), "module loaded");
@@ -86,11 +89,6 @@ impl LoadedModule {
     /// The module's name.
     pub fn name(&self) -> &str {
         self.instance.name()
-    }
-
-    /// The marker of this module's calls (kept across reloads).
-    pub(crate) fn calls(&self) -> &std::sync::Arc<crate::ffi::calls::ModuleCalls> {
-        self.instance.calls()
     }
 
     /// How many versions have run: 1 after the first load, +1 per reload.

@@ -26,6 +26,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,6 +117,8 @@ impl fmt::Debug for NewLibrary {
 #[derive(Debug)]
 pub(crate) struct LibraryWatcher {
     path: PathBuf,
+    /// Shared with the checker: the version it will not report again.
+    last_hash: Arc<AtomicU64>,
     newest: Arc<Mutex<Option<NewLibrary>>>,
     /// Why the file at the path is not a module, once it has stayed so for a while.
     invalid: Arc<Mutex<Option<String>>>,
@@ -163,11 +166,12 @@ impl LibraryWatcher {
         })?;
         let newest = Arc::new(Mutex::new(None));
         let invalid = Arc::new(Mutex::new(None));
+        let last_hash = Arc::new(AtomicU64::new(loaded_hash));
         let mut checker = Checker {
             path: path.to_owned(),
             dir: dir.clone(),
             names: [name, link_name],
-            last_hash: loaded_hash,
+            last_hash: Arc::clone(&last_hash),
             last_partial: None,
             newest: Arc::clone(&newest),
             invalid: Arc::clone(&invalid),
@@ -183,6 +187,7 @@ impl LibraryWatcher {
         tracing::debug!(path = %path.display(), dir = %dir.display(), "watching library");
         Ok(Self {
             path: path.to_owned(),
+            last_hash,
             newest,
             invalid,
             stop: sender,
@@ -197,6 +202,13 @@ impl LibraryWatcher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// The version last reported was refused: report the file again on its next event
+    /// (a `chmod` that fixes what was refused, a `touch`), not only when its content
+    /// changes. `running` is the hash of the version that keeps running.
+    pub(crate) fn retry_refused(&self, running: u64) {
+        self.last_hash.store(running, Ordering::SeqCst);
     }
 
     /// The watched path.
@@ -241,7 +253,8 @@ struct Checker {
     dir: PathBuf,
     /// The names whose events concern the file: the file's, and the symlink's.
     names: [OsString; 2],
-    last_hash: u64,
+    /// The version last reported (or running): not reported again.
+    last_hash: Arc<AtomicU64>,
     /// Why the file was last found partial.
     last_partial: Option<String>,
     newest: Arc<Mutex<Option<NewLibrary>>>,
@@ -405,10 +418,10 @@ impl Checker {
         };
         self.last_partial = None;
         let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
-        if hash == self.last_hash {
+        if hash == self.last_hash.load(Ordering::SeqCst) {
             return Found::Same;
         }
-        self.last_hash = hash;
+        self.last_hash.store(hash, Ordering::SeqCst);
         let detected = Instant::now();
         tracing::debug!(
             path = %self.path.display(),

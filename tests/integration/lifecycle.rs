@@ -120,3 +120,38 @@ fn a_refused_reload_of_a_faulted_module_says_it_stays_faulted() {
         "{message}"
     );
 }
+
+#[test]
+fn a_refused_library_is_tried_again_once_what_was_wrong_is_fixed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::support::scratch_dir();
+    let (mut engine, events, path) = crate::support::engine_on_copy(&dir, 0.0);
+    engine.run_frames(2);
+    // A new build arrives world-writable: refused.
+    let fresh = dir.join("libcounter.so.new");
+    std::fs::copy(counter("v2"), &fresh).unwrap();
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::rename(&fresh, &path).unwrap();
+    let step_until = |engine: &mut Engine, want: &dyn Fn(&EngineEvent) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            engine.step();
+            if events.try_iter().any(|e| want(&e)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    };
+    assert!(step_until(&mut engine, &|e| matches!(
+        e,
+        EngineEvent::ReloadRefused { error, .. } if error.to_string().contains("world-writable")
+    )));
+    // The fix the message asks for, with the same content: it is tried again.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(step_until(&mut engine, &|e| matches!(
+        e,
+        EngineEvent::Reloaded(_)
+    )));
+    assert_eq!(engine.generation("counter").unwrap(), 2);
+}

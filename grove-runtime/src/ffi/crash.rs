@@ -69,9 +69,15 @@ fn write_stderr(bytes: &[u8]) {
     let _ = unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
 }
 
+/// Whether a crash was reported already: a stack overflow is a SIGSEGV, which std's
+/// handler then turns into an abort; one line says it.
+static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn on_fatal_signal(signal: c_int, info: *mut siginfo_t, _context: *mut c_void) {
     let index = SIGNALS.iter().position(|(s, _, _)| *s == signal);
-    if let (Some(index), Some((module, call))) = (index, calls::current_for_signal()) {
+    if let (Some(index), Some((module, call))) = (index, calls::current_for_signal())
+        && !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         let (_, name, meaning) = SIGNALS[index];
         for part in [
             &b"grove: module `"[..],

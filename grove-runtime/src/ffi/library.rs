@@ -309,9 +309,10 @@ impl Library {
             Unmapped::Pinned => tracing::warn!(
                 module = %module,
                 library = %self.staged.display(),
-                "old library is still mapped after dlclose: a thread_local! with a destructor, \
-                 used on a thread that is still alive, pins it; its memory is held until that \
-                 thread exits"
+                "old library is still mapped after dlclose: a thread-local with a destructor \
+                 (the module's own, or std's: starting a thread from a call into the module \
+                 registers one), used on a host thread that is still alive, pins it; its \
+                 memory is held until that thread exits"
             ),
             Unmapped::ThreadsRunning(running) => tracing::warn!(
                 module = %module,

@@ -31,6 +31,17 @@ pub struct Staging {
     dir: tempfile::TempDir,
     next: AtomicU64,
     allow_world_writable: bool,
+    /// The directory, open and locked (`flock`) for as long as it is in use (see
+    /// [`remove_abandoned`]).
+    _lock: Option<fs::File>,
+}
+
+/// Takes `file`'s exclusive lock without waiting; `false` when another process holds it.
+fn try_lock(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` on an open descriptor of ours; it only changes the lock state of the
+    // file, which the kernel releases when the descriptor is closed or the process dies.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 impl Staging {
@@ -52,10 +63,14 @@ impl Staging {
                 path: parent.to_owned(),
                 source: Arc::new(source),
             })?;
+        // Held for the directory's life: another process tells a live directory from an
+        // abandoned one by this lock, whatever PID namespace either of them is in.
+        let lock = fs::File::open(dir.path()).ok().filter(try_lock);
         Ok(Self {
             dir,
             next: AtomicU64::new(1),
             allow_world_writable: false,
+            _lock: lock,
         })
     }
 
@@ -113,10 +128,11 @@ impl Staging {
             path: source.to_owned(),
             reason,
         };
-        let shown = if resolved == source {
-            String::new()
+        let through_link = fs::symlink_metadata(source).is_ok_and(|m| m.file_type().is_symlink());
+        let shown = if through_link {
+            format!(" {} (the symlink's target)", resolved.display())
         } else {
-            format!(" ({} through a symlink)", resolved.display())
+            String::new()
         };
         if metadata.permissions().mode() & 0o002 != 0 {
             return Err(refuse(format!(
@@ -126,20 +142,31 @@ impl Staging {
                 metadata.permissions().mode() & 0o7777
             )));
         }
-        let dir = resolved
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Ok(dir_meta) = fs::metadata(dir)
-            && dir_meta.permissions().mode() & 0o002 != 0
-        {
-            return Err(refuse(format!(
-                "its directory {} is world-writable (mode {:o}): any user could put another \
-                 library in its place; build into a directory only you can write, or allow \
-                 it with Staging::allow_world_writable / EngineBuilder::allow_world_writable",
-                dir.display(),
-                dir_meta.permissions().mode() & 0o7777
-            )));
+        // The real file's directory, and the directory of the path given (whoever can
+        // write there can point a symlink elsewhere).
+        let parent = |path: &Path| {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned()
+        };
+        let mut dirs = vec![parent(resolved)];
+        if fs::canonicalize(parent(source)).ok().as_deref() != Some(dirs[0].as_path()) {
+            dirs.push(parent(source));
+        }
+        for dir in dirs {
+            if let Ok(dir_meta) = fs::metadata(&dir)
+                && dir_meta.permissions().mode() & 0o002 != 0
+            {
+                return Err(refuse(format!(
+                    "its directory {} is world-writable (mode {:o}): any user could put \
+                     another library (or symlink) in its place; build into a directory only \
+                     you can write, or allow it with Staging::allow_world_writable / \
+                     EngineBuilder::allow_world_writable",
+                    dir.display(),
+                    dir_meta.permissions().mode() & 0o7777
+                )));
+            }
         }
         Ok(())
     }
@@ -230,7 +257,11 @@ fn remove_abandoned(parent: &Path) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        // A directory's owner holds a lock on it until it exits; the kernel releases it
+        // when the process dies, in any PID namespace. Without the lock, whether the pid is
+        // alive here decides (a directory of an older grove, or a pid reused).
+        let locked = fs::File::open(entry.path()).is_ok_and(|dir| !try_lock(&dir));
+        let alive = locked || Path::new("/proc").join(pid.to_string()).exists();
         let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
         if !alive && ours {
             match fs::remove_dir_all(entry.path()) {
@@ -307,6 +338,25 @@ mod tests {
     }
 
     #[test]
+    fn a_locked_directory_is_in_use_whatever_its_pid_says() {
+        // Another PID namespace: the pid in the name is not alive here, but the directory's
+        // owner holds its lock.
+        let parent = scratch();
+        let foreign = parent.path().join(format!("{PREFIX}4999998-ns"));
+        fs::create_dir(&foreign).unwrap();
+        let lock = fs::File::open(&foreign).unwrap();
+        assert!(try_lock(&lock));
+        let _staging = Staging::new_in(parent.path()).unwrap();
+        assert!(foreign.exists(), "a directory in use is left alone");
+        drop(lock);
+        let _staging = Staging::new_in(parent.path()).unwrap();
+        assert!(
+            !foreign.exists(),
+            "once its lock is released, it is abandoned"
+        );
+    }
+
+    #[test]
     fn world_writable_libraries_are_refused_unless_allowed() {
         let parent = scratch();
         let staging = Staging::new_in(parent.path()).unwrap();
@@ -342,6 +392,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("directory") && err.contains("lib"), "{err}");
+
+        // A symlink in a world-writable directory, to a file in a safe one: the link can be
+        // re-pointed by anyone.
+        let safe_lib = safe.join("libsafe.so");
+        fs::write(&safe_lib, b"x").unwrap();
+        let open_dir = parent.path().join("open");
+        fs::create_dir(&open_dir).unwrap();
+        fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let open_link = open_dir.join("libsafe.so");
+        symlink(&safe_lib, &open_link).unwrap();
+        let err = staging
+            .check_opened(&open_link, &fs::File::open(&open_link).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("open") && err.contains("symlink"), "{err}");
 
         let staging = staging.allow_world_writable(true);
         check(&staging).unwrap();

@@ -480,7 +480,9 @@ mod tests {
         let mem = File::open("/proc/self/mem").unwrap();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         assert_eq!(
-            started_by(&mem, &code_mappings(&maps), stack).first().copied(),
+            started_by(&mem, &code_mappings(&maps), stack)
+                .first()
+                .copied(),
             exe.to_str(),
             "the host executable started it"
         );
