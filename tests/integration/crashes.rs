@@ -30,6 +30,8 @@ fn child_run_rogue() {
         .unwrap();
     engine.load_module(rogue("v1")).unwrap();
     engine.run_frames(5);
+    // Time for a thread of the module's to crash.
+    std::thread::sleep(Duration::from_millis(500));
     println!("CHILD SURVIVED");
 }
 
@@ -56,6 +58,16 @@ fn a_segfault_in_a_module_names_the_module_the_call_and_the_signal() {
             "{strategy}: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_segfault_on_a_thread_the_module_started_names_the_module() {
+    let (signal, stderr) = crash("thread_segv", "sequential");
+    assert_eq!(signal, Some(libc::SIGSEGV), "{stderr}");
+    assert!(
+        stderr.contains("grove: module `rogue` crashed in a thread of its own: SIGSEGV"),
+        "{stderr}"
+    );
 }
 
 #[test]

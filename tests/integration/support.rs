@@ -130,6 +130,8 @@ pub fn is_child() -> bool {
 /// new process of this test binary, with `env`, and returns what it did. For what cannot
 /// happen in the test process: crashes, threads that never end, process-wide settings.
 pub fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
+    // The child uses the fixtures as built here (see `build_variants`).
+    let _ = (counter("v1"), rogue("v1"));
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
     cmd.args([

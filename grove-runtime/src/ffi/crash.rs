@@ -9,13 +9,19 @@
 //! stack-overflow reporter, or the default) and lets the signal take its course, so the
 //! process still dies of that signal.
 //!
-//! The handler is async-signal-safe: it reads two thread-locals, writes prepared bytes with
-//! `write(2)`, and calls `sigaction` and `raise`. It runs on the thread's alternate signal
+//! A crash outside any call into a module, on a thread a module started itself, is named
+//! by where it happened: every loaded library's address range is in a table the handler
+//! reads ([`CodeRanges`]), and a program counter inside one names its module.
+//!
+//! The handler is async-signal-safe: it reads two thread-locals and a table of atomics,
+//! writes prepared bytes with `write(2)`, and calls `sigaction` and `raise`. It runs on the thread's alternate signal
 //! stack (`SA_ONSTACK`): std gives one to the main thread and to the threads it starts, so
 //! a stack overflow is reported too. Signals outside any module call are passed on
 //! untouched.
 
 use std::sync::OnceLock;
+
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use libc::{c_int, c_void, sigaction, siginfo_t};
 
@@ -33,6 +39,94 @@ const SIGNALS: [(c_int, &str, &str); 5] = [
     (libc::SIGFPE, "SIGFPE", "arithmetic fault"),
     (libc::SIGABRT, "SIGABRT", "the process aborted"),
 ];
+
+/// How many loaded libraries the crash report can name by address at once.
+const RANGES: usize = 256;
+
+/// One loaded library's addresses and its module's name; `start` 0 when free.
+struct CodeRange {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    name: AtomicPtr<u8>,
+    len: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE: CodeRange = CodeRange {
+    start: AtomicUsize::new(0),
+    end: AtomicUsize::new(0),
+    name: AtomicPtr::new(std::ptr::null_mut()),
+    len: AtomicUsize::new(0),
+};
+
+static CODE: [CodeRange; RANGES] = [FREE; RANGES];
+
+/// A library's place in the table of code ranges; freed when dropped.
+#[derive(Debug)]
+pub(crate) struct CodeRanges(Option<usize>);
+
+impl CodeRanges {
+    /// Records that `start..end` holds module `name`'s library. When the table is full, the
+    /// library's crashes are reported without a name, as before.
+    pub(crate) fn register(start: usize, end: usize, name: &str) -> Self {
+        let name = intern_name(name);
+        for (i, slot) in CODE.iter().enumerate() {
+            if slot.start.load(Ordering::Acquire) != 0 || slot.end.load(Ordering::Acquire) != 0 {
+                continue;
+            }
+            // Claim it through `end`, then publish `start` last: a reader that sees a start
+            // sees the rest.
+            if slot
+                .end
+                .compare_exchange(0, end, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            slot.name.store(name.as_ptr().cast_mut(), Ordering::Release);
+            slot.len.store(name.len(), Ordering::Release);
+            slot.start.store(start, Ordering::Release);
+            return Self(Some(i));
+        }
+        Self(None)
+    }
+}
+
+impl Drop for CodeRanges {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            CODE[i].start.store(0, Ordering::Release);
+            CODE[i].end.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Module names as `'static` bytes, one allocation per distinct name: the handler may read
+/// a name at any time.
+fn intern_name(name: &str) -> &'static [u8] {
+    static NAMES: std::sync::Mutex<Vec<&'static [u8]>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = names.iter().find(|n| **n == name.as_bytes()) {
+        return found;
+    }
+    let leaked: &'static [u8] = Box::leak(name.as_bytes().to_vec().into_boxed_slice());
+    names.push(leaked);
+    leaked
+}
+
+/// The module whose library holds `pc`. Async-signal-safe: atomics only.
+fn module_at(pc: usize) -> Option<&'static [u8]> {
+    CODE.iter().find_map(|slot| {
+        let start = slot.start.load(Ordering::Acquire);
+        if start == 0 || pc < start || pc >= slot.end.load(Ordering::Acquire) {
+            return None;
+        }
+        let name = slot.name.load(Ordering::Acquire);
+        let len = slot.len.load(Ordering::Acquire);
+        // SAFETY: names are interned for the life of the process (`intern_name`).
+        Some(unsafe { std::slice::from_raw_parts(name.cast_const(), len) })
+    })
+}
 
 /// The handlers that were installed before ours, by index into [`SIGNALS`].
 static PREVIOUS: OnceLock<[Option<sigaction>; SIGNALS.len()]> = OnceLock::new();
@@ -73,17 +167,29 @@ fn write_stderr(bytes: &[u8]) {
 /// handler then turns into an abort; one line says it.
 static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-extern "C" fn on_fatal_signal(signal: c_int, info: *mut siginfo_t, _context: *mut c_void) {
+extern "C" fn on_fatal_signal(signal: c_int, info: *mut siginfo_t, context: *mut c_void) {
     let index = SIGNALS.iter().position(|(s, _, _)| *s == signal);
-    if let (Some(index), Some((module, call))) = (index, calls::current_for_signal())
-        && !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    // During a call into a module: that module and call. Otherwise, on a thread a module
+    // started: the module whose code was running.
+    let culprit = calls::current_for_signal()
+        .map(|(module, call)| (module, call.as_bytes()))
+        .or_else(|| {
+            // SAFETY: the kernel passes the interrupted context as a `ucontext_t`.
+            let context =
+                (!context.is_null()).then(|| unsafe { &*context.cast::<libc::ucontext_t>() })?;
+            let (_, pc) = super::threads::interrupted_at(context)?;
+            let module = module_at(usize::try_from(pc).ok()?)?;
+            Some((module, &b"a thread of its own"[..]))
+        });
+    if let (Some(index), Some((module, call))) = (index, culprit)
+        && !REPORTED.swap(true, Ordering::SeqCst)
     {
         let (_, name, meaning) = SIGNALS[index];
         for part in [
             &b"grove: module `"[..],
             module,
             b"` crashed in ",
-            call.as_bytes(),
+            call,
             b": ",
             name.as_bytes(),
             b" (",

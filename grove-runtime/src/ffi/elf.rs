@@ -8,7 +8,7 @@
 //! inspecting a file through a [`object::ReadCache`] costs a few kilobytes of reads.
 
 use grove::abi;
-use object::{Object, ObjectKind, ObjectSection, ObjectSymbol, ReadRef};
+use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef};
 
 /// What the file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub(crate) struct Exports {
     pub(crate) create_symbol: String,
     /// The header, read from the file.
     pub(crate) header: FileHeader,
+    /// The addresses its loadable segments span, relative to where it is loaded.
+    pub(crate) span: (u64, u64),
 }
 
 /// A [`abi::ModuleHeader`] as read from the file, before the library is opened. The
@@ -129,10 +131,17 @@ pub(crate) fn inspect<'data, R: ReadRef<'data>>(data: R) -> Result<Exports, Stri
     }
     let header = read_header(&file, data, header.address(), header.size())
         .ok_or_else(|| "its grove header cannot be read from the file".to_owned())?;
+    let span = file
+        .segments()
+        .map(|segment| (segment.address(), segment.address() + segment.size()))
+        .fold((u64::MAX, 0), |(lo, hi), (start, end)| {
+            (lo.min(start), hi.max(end))
+        });
     Ok(Exports {
         header_symbol: format!("{}{suffix}", abi::HEADER_SYMBOL_PREFIX),
         create_symbol: format!("{}{suffix}", abi::CREATE_SYMBOL_PREFIX),
         header,
+        span,
     })
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use grove::abi::{self, CreateFn, ModuleHeader, VTableRef};
 use libloading::os::unix::{Library as RawLibrary, RTLD_LOCAL, RTLD_NOW};
 
+use super::crash::CodeRanges;
 use super::elf::{self, FileHeader};
 use super::host_log::HostLink;
 use super::mapped::Mapped;
@@ -61,6 +62,8 @@ pub(crate) struct Library {
     content_hash: OnceLock<u64>,
     /// The threads alive when it was opened: none of them can be the library's.
     threads_at_load: ThreadSet,
+    /// Its addresses in the crash report's table, while it is mapped.
+    code: Option<CodeRanges>,
     _staging: Arc<Staging>,
 }
 
@@ -197,6 +200,14 @@ impl Library {
             .map_err(|e| open_error(source, &staged, staging, e))
             .map_err(remove_staged)?;
         let create = read_exports(&raw, source, &exports).map_err(remove_staged)?;
+        let code = load_base(create).map(|base| {
+            let (start, end) = exports.span;
+            CodeRanges::register(
+                base.saturating_add(start as usize),
+                base.saturating_add(end as usize),
+                &header.module_name,
+            )
+        });
         let host = HostLink::new(&header.module_name);
         tracing::debug!(
             module = %header.module_name,
@@ -220,6 +231,7 @@ impl Library {
             staged,
             content_hash,
             threads_at_load,
+            code,
             _staging: Arc::clone(staging),
         })
     }
@@ -292,6 +304,8 @@ impl Library {
         }
         let running = threads::running_in(&self.staged, &self.threads_at_load);
         let unmapped = if running.is_empty() {
+            // Its addresses are about to be someone else's.
+            drop(self.code.take());
             if let Err(e) = raw.close() {
                 tracing::warn!(module = %module, error = %e, "dlclose failed");
             }
@@ -301,8 +315,9 @@ impl Library {
                 None => Unmapped::Unknown,
             }
         } else {
-            // Never unmapped: its code is still running.
+            // Never unmapped: its code is still running, and a crash in it is still its.
             std::mem::forget(raw);
+            std::mem::forget(self.code.take());
             Unmapped::ThreadsRunning(running)
         };
         match &unmapped {
@@ -467,6 +482,17 @@ fn open_error(source: &Path, staged: &Path, staging: &Staging, error: libloading
         reason: format!("{said}; {advice}"),
         source: Arc::new(error),
     }
+}
+
+/// Where the library holding `create` is loaded (what its segments' addresses are relative
+/// to), from the dynamic loader.
+fn load_base(create: CreateFn) -> Option<usize> {
+    // SAFETY: a zeroed `Dl_info` is valid; `dladdr` only fills it in, for an address of a
+    // library that is open.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let found = unsafe { libc::dladdr(create as *const libc::c_void, &mut info) };
+    (found != 0 && !info.dli_fbase.is_null()).then_some(info.dli_fbase as usize)
 }
 
 /// Resolves `create_module`, after checking the header in memory says what the file said.

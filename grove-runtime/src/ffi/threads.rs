@@ -394,7 +394,7 @@ extern "C" fn on_sample(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
+pub(crate) fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
     let registers = &context.uc_mcontext.gregs;
     Some((
         registers[libc::REG_RSP as usize] as u64,
@@ -403,12 +403,12 @@ fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
 }
 
 #[cfg(target_arch = "aarch64")]
-fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
+pub(crate) fn interrupted_at(context: &libc::ucontext_t) -> Option<(u64, u64)> {
     Some((context.uc_mcontext.sp, context.uc_mcontext.pc))
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn interrupted_at(_context: &libc::ucontext_t) -> Option<(u64, u64)> {
+pub(crate) fn interrupted_at(_context: &libc::ucontext_t) -> Option<(u64, u64)> {
     None
 }
 
