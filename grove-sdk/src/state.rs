@@ -116,6 +116,11 @@ pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T,
 /// `Deserialize` rejects the tracer's sample values, for instance). Unknown schemas always
 /// take the self-describing path, so an untraceable type is slower to reload, never wrong.
 pub fn fingerprint<T: DeserializeOwned>() -> u64 {
+    fingerprint_for_format::<T>(crate::positional::FORMAT_VERSION)
+}
+
+/// [`fingerprint`] for the positional format's version `version`.
+fn fingerprint_for_format<T: DeserializeOwned>(version: u32) -> u64 {
     use serde_reflection::{Tracer, TracerConfig};
 
     let mut tracer = Tracer::new(TracerConfig::default());
@@ -125,7 +130,6 @@ pub fn fingerprint<T: DeserializeOwned>() -> u64 {
     let Ok(registry) = tracer.registry() else {
         return abi::SCHEMA_UNKNOWN;
     };
-    let version = crate::positional::FORMAT_VERSION;
     let Ok(shape) = crate::positional::to_vec(&(version, root, registry)) else {
         return abi::SCHEMA_UNKNOWN;
     };
@@ -238,6 +242,18 @@ mod tests {
         // Same tokens at the top level, a nested field's type changed.
         assert_ne!(a, fingerprint::<nested_changed::V1>());
         assert_ne!(a, fingerprint::<V2Reordered>());
+    }
+
+    #[test]
+    fn the_positional_format_version_is_part_of_the_fingerprint() {
+        // Two SDKs whose positional layouts differ never read each other's bytes
+        // positionally, even for the same type.
+        let current = crate::positional::FORMAT_VERSION;
+        assert_eq!(fingerprint::<V1>(), fingerprint_for_format::<V1>(current));
+        assert_ne!(
+            fingerprint_for_format::<V1>(current),
+            fingerprint_for_format::<V1>(current + 1)
+        );
     }
 
     #[test]
