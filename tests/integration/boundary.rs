@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use grove_runtime::{Error, LoadedModule, Unmapped};
 use serde::Deserialize;
 
-use crate::support::{counter, counter_state, frame, is_child, rogue, run_child, scratch_dir};
+use crate::support::{
+    assert_child_ok, counter, counter_state, frame, is_child, rogue, scratch_dir,
+};
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default)]
@@ -96,13 +98,7 @@ fn child_host_filter_changes() {
 
 #[test]
 fn a_change_of_the_host_filter_reaches_loaded_modules() {
-    let out = run_child("boundary::child_host_filter_changes", &[]);
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("CHILD OK"),
-        "{:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_child_ok("boundary::child_host_filter_changes", &[], "CHILD OK");
 }
 
 #[test]
@@ -231,16 +227,10 @@ fn child_logging_thread_survives_30_reloads() {
 
 #[test]
 fn a_thread_logging_after_its_library_is_replaced_reaches_no_freed_memory() {
-    let out = run_child(
+    assert_child_ok(
         "boundary::child_logging_thread_survives_30_reloads",
         &[("ROGUE_ACTION", "log_thread")],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD OK kept=30"),
-        "{:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "CHILD OK kept=30",
     );
 }
 
@@ -279,16 +269,10 @@ fn child_thread_per_init_100_reloads() {
 
 #[test]
 fn threads_started_per_init_keep_every_old_library_mapped() {
-    let out = run_child(
+    assert_child_ok(
         "boundary::child_thread_per_init_100_reloads",
         &[("ROGUE_ACTION", "sleep_thread")],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD OK threads=100"),
-        "{:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "CHILD OK threads=100",
     );
 }
 
@@ -328,15 +312,10 @@ fn hosts_with_older_and_newer_tables_are_accepted() {
         size_of::<grove::abi::HostApi>() + 64,
     ];
     for size in sizes {
-        let out = run_child(
+        assert_child_ok(
             "boundary::child_host_table_of_another_size",
             &[("HOST_API_SIZE", &size.to_string())],
-        );
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("CHILD OK"),
-            "host table of {size} bytes: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            "CHILD OK",
         );
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use grove_runtime::{Call, Engine, EngineEvent};
 
-use crate::support::{counter, engine_on_copy, is_child, rogue, run_child, scratch_dir};
+use crate::support::{
+    assert_child_ok, counter, engine_on_copy, is_child, rogue, run_child, scratch_dir,
+};
 
 /// Child side of every crash test: runs the rogue module (its `ROGUE_ACTION` set by the
 /// parent) under the strategy in `ROGUE_STRATEGY` until it crashes in frame 2.
@@ -177,16 +179,10 @@ fn child_stuck_call() {
 
 #[test]
 fn a_stuck_call_is_reported_while_it_runs() {
-    let out = run_child(
+    assert_child_ok(
         "crashes::child_stuck_call",
         &[("ROGUE_ACTION", "stuck"), ("ROGUE_STUCK_MS", "900")],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("CHILD OK"),
-        "{:?}\n{stdout}\n{stderr}",
-        out.status
+        "CHILD OK",
     );
 }
 

@@ -149,6 +149,19 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
     cmd.output().expect("the test binary runs")
 }
 
+/// Runs the child test `name` as [`run_child`] does and asserts that it exited successfully
+/// and printed `expected` (the child's own summary, e.g. `CHILD OK kept=30`).
+pub fn assert_child_ok(name: &str, env: &[(&str, &str)], expected: &str) {
+    let out = run_child(name, env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(expected),
+        "{name} {env:?}: {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The library of the counter fixture built with `variant` ("v1" for the default).
 pub fn counter(variant: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
