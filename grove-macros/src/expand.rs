@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemStruct, LitStr, parse_quote};
 
 use crate::errors::Errors;
@@ -98,6 +99,15 @@ fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
         field.attrs.push(bound);
     }
 
+    // Spanned at the config type, so a missing `impl Configure` (or another `Config` type
+    // in it) points there.
+    let configure = match &options.config {
+        Some(config) => quote_spanned!(config.span()=>
+            ::core::option::Option::Some(#krate::__private::configure::<#ident, #config>)
+        ),
+        None => quote!(::core::option::Option::None),
+    };
+
     quote! {
         #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
         #[serde(
@@ -111,6 +121,9 @@ fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
         const _: () = {
             #assert_module;
             #field_checks
+            impl #krate::__private::ModuleConfig for #ident {
+                const CONFIGURE: ::core::option::Option<#krate::abi::ConfigureFn> = #configure;
+            }
             #krate::__grove_export! {
                 type = #ident,
                 name = #name,

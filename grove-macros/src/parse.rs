@@ -1,4 +1,5 @@
-//! Parsing the attribute's options: `#[grove::module(name = "...", crate = "...")]`.
+//! Parsing the attribute's options:
+//! `#[grove::module(name = "...", config = Type, crate = "...")]`.
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
@@ -14,9 +15,11 @@ pub(crate) struct Options {
     pub(crate) name: Option<LitStr>,
     /// `crate = "..."`: the path to grove-sdk; default `::grove`.
     pub(crate) krate: Option<syn::Path>,
+    /// `config = Type`: the module's config type, taken through `grove::Configure`.
+    pub(crate) config: Option<syn::Type>,
 }
 
-const EXPECTED: &str = "expected one of: name, crate";
+const EXPECTED: &str = "expected one of: name, config, crate";
 
 /// Parses the options, pushing every problem found into `errors`. A bad option does not
 /// stop the others from being read, so that all problems are reported at once.
@@ -45,6 +48,18 @@ pub(crate) fn options(attr: TokenStream, errors: &mut Errors) -> Options {
                     ),
                 }
             }
+        } else if meta.path.is_ident("config") {
+            let example = "`config = ParticleConfig`";
+            if !meta.input.peek(Token![=]) {
+                errors.push_spanned(&meta.path, format!("`config` takes a type: {example}"));
+                skip_value(&meta)?;
+                return Ok(());
+            }
+            let ty = meta.value()?.parse::<syn::Type>()?;
+            if options.config.is_some() {
+                errors.push_spanned(&meta.path, "`config` is given twice: keep one");
+            }
+            options.config = Some(ty);
         } else {
             let path = &meta.path;
             let option = quote::quote!(#path).to_string().replace(' ', "");
@@ -120,7 +135,7 @@ mod tests {
     fn unknown_option_lists_the_known_ones() {
         let err = errors_of(quote!(nmae = "x"));
         assert!(
-            err.contains("unknown option `nmae`; expected one of: name, crate"),
+            err.contains("unknown option `nmae`; expected one of: name, config, crate"),
             "{err}"
         );
     }
@@ -141,6 +156,19 @@ mod tests {
         assert!(err.contains("`name` takes a value"), "{err}");
         assert!(err.contains("unknown option `size`"), "{err}");
         assert!(err.contains("`name` takes a string"), "{err}");
+    }
+
+    #[test]
+    fn reads_a_config_type() {
+        let mut errors = Errors::default();
+        let o = options(quote!(config = crate::cfg::Particles<u8>), &mut errors);
+        assert!(errors.finish().is_ok());
+        let ty = o.config.unwrap();
+        assert_eq!(
+            quote!(#ty).to_string().replace(' ', ""),
+            "crate::cfg::Particles<u8>"
+        );
+        assert!(errors_of(quote!(config)).contains("`config` takes a type"));
     }
 
     #[test]

@@ -57,19 +57,23 @@
 //!   fingerprint; they reload through the slower self-describing path.
 
 pub mod abi;
+pub mod config;
 mod context;
+mod health;
 mod module;
 mod positional;
 pub mod state;
 
+pub use config::{ConfigError, Configure};
 pub use context::Context;
 pub use grove_macros::module;
+pub use health::{Health, HealthStatus};
 pub use module::Module;
 pub use tracing;
 
 /// What a module author needs in scope.
 pub mod prelude {
-    pub use crate::{Context, Module};
+    pub use crate::{ConfigError, Configure, Context, Health, Module};
 }
 
 /// Used by the code `#[grove::module]` generates. Not public API.
@@ -85,7 +89,7 @@ pub mod prelude {
 pub mod __private {
     use core::marker::PhantomData;
 
-    pub use crate::abi::export::{Exportable, create, header, vtable};
+    pub use crate::abi::export::{Exportable, ModuleConfig, configure, create, header, vtable};
     pub use serde;
 
     /// Named in generated code so that a missing `Default` reports what to do.

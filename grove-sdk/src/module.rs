@@ -1,6 +1,6 @@
 //! The [`Module`] trait: what a module author implements.
 
-use crate::Context;
+use crate::{Context, Health};
 
 /// A hot-reloadable unit of behaviour.
 ///
@@ -29,5 +29,13 @@ pub trait Module: Send + 'static {
     /// Runs once when the module leaves the engine for good. Not called on reload.
     fn shutdown(&mut self, ctx: &mut Context) {
         let _ = ctx;
+    }
+
+    /// How the module is doing, when the host asks (about once a second, and on
+    /// `Engine::health`): a status, a message and named metrics. Keep it cheap; it runs
+    /// between frames. Reporting [`Health::failed`] sends the host an event. Healthy by
+    /// default.
+    fn health(&self) -> Health {
+        Health::healthy()
     }
 }

@@ -12,19 +12,30 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ByteSink, FrameInfo, HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status,
-    VTable, forward, host, panic,
+    ByteSink, CONFIG_LENIENT, CONFIG_STRICT, ConfigIssue, ConfigureFn, FrameInfo, HostApi,
+    ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status, VTable, encode_health, forward,
+    host, panic,
 };
+use crate::config::Configure;
 use crate::state::{self, StateFormat};
 use crate::{Context, Module};
 
 /// What the export glue needs of a module type.
-pub trait Exportable: Module + Default + Serialize + DeserializeOwned {
+pub trait Exportable: Module + Default + Serialize + DeserializeOwned + ModuleConfig {
     /// The function table for this type, a constant so that `&M::VTABLE` is `'static`.
     const VTABLE: VTable = vtable::<Self>();
 }
 
-impl<M: Module + Default + Serialize + DeserializeOwned> Exportable for M {}
+impl<M: Module + Default + Serialize + DeserializeOwned + ModuleConfig> Exportable for M {}
+
+/// The `configure` entry of a module type's vtable: `#[grove::module]` implements it for
+/// every module, with [`configure::<M, C>`](configure) when the attribute names a config
+/// type `C`, else `None`. A trait of its own, without supertraits, so that a module
+/// missing its `Module` impl is not reported here a second time.
+pub trait ModuleConfig {
+    /// The entry.
+    const CONFIGURE: Option<ConfigureFn>;
+}
 
 /// The header of a module library; `panic_unwind` is the module crate's
 /// `cfg!(panic = "unwind")`.
@@ -50,6 +61,8 @@ pub const fn vtable<M: Exportable>() -> VTable {
             load_state::<M>,
             Some(host::detach),
             Some(forward::interest_changed),
+            M::CONFIGURE,
+            Some(health::<M>),
         )
     }
 }
@@ -205,6 +218,59 @@ unsafe extern "C" fn load_state<M: Exportable>(
     let bytes = unsafe { bytes.as_slice() };
     guarded("load_state", &error, || {
         *module = state::load(bytes, format_from_raw(format)?).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// The `configure` entry of a module whose config type is `C`.
+///
+/// # Safety
+/// `this` must be a live instance made by [`create::<M>`], used by no other thread; the
+/// host passes `config` valid for the call.
+pub unsafe extern "C" fn configure<M: Configure<Config = C>, C>(
+    this: *mut c_void,
+    config: RawBytes,
+    mode: u32,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status {
+    // SAFETY: the caller guarantees `this` is a live, exclusively borrowed `M`.
+    let module = unsafe { &mut *this.cast::<M>() };
+    // SAFETY: the caller passes bytes valid for this call.
+    let config = unsafe { config.as_slice() };
+    let refusal =
+        |issue: ConfigIssue| serde_json::to_string(&issue).expect("an issue is plain data");
+    guarded("configure", &error, || {
+        let lenient = match mode {
+            CONFIG_STRICT => false,
+            CONFIG_LENIENT => true,
+            other => {
+                return Err(format!(
+                    "unknown config mode {other}: the host is newer than this module's SDK"
+                ));
+            }
+        };
+        let given: serde_json::Value = serde_json::from_slice(config).map_err(|e| {
+            refusal(ConfigIssue {
+                field: Default::default(),
+                message: format!("the host sent a config that is not JSON: {e}"),
+            })
+        })?;
+        let applied = crate::config::apply(module, &given, lenient).map_err(refusal)?;
+        out.write(&serde_json::to_vec(&applied).expect("a config in force is JSON"));
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn health<M: Exportable>(
+    this: *mut c_void,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status {
+    // SAFETY: as in `init` (read only).
+    let module = unsafe { &*this.cast::<M>() };
+    guarded("health", &error, || {
+        out.write(&encode_health(&module.health()));
         Ok(())
     })
 }

@@ -29,6 +29,7 @@
 //! cannot make one that points anywhere it should not.
 
 mod bytes;
+mod config;
 pub(crate) mod export;
 pub(crate) mod forward;
 mod header;
@@ -38,12 +39,16 @@ pub(crate) mod panic;
 mod tables;
 
 pub use bytes::{ByteSink, RawBytes, Status};
+pub use config::{
+    CONFIG_LENIENT, CONFIG_STRICT, ConfigApplied, ConfigIssue, FieldPath, PathKey, decode_health,
+    encode_health,
+};
 pub use header::{HEADER_MIN_SIZE_V1, ModuleHeader, PANIC_ABORT, PANIC_UNKNOWN, PANIC_UNWIND};
 pub use log::{LogField, LogMetadata, LogValue, interest, level, value_kind};
 pub use tables::{
-    CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HostApi, HostApiRef,
-    LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn, NotifyFn, RawInstance,
-    SaveStateFn, VTABLE_MIN_SIZE_V1, VTable, VTableRef,
+    ConfigureFn, CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn,
+    HostApi, HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn,
+    NotifyFn, RawInstance, SaveStateFn, VTABLE_MIN_SIZE_V1, VTable, VTableRef,
 };
 
 /// The first eight bytes of every [`ModuleHeader`].

@@ -60,6 +60,25 @@ pub type LoadStateFn = unsafe extern "C" fn(
 /// (the host may free its table), 0 when some still are.
 pub type DetachFn = unsafe extern "C" fn(timeout_ns: u64) -> u32;
 
+/// Signature of `configure`: decodes `config` (JSON text of a table) as the module's config
+/// type, in `mode` ([`CONFIG_STRICT`](super::CONFIG_STRICT) or
+/// [`CONFIG_LENIENT`](super::CONFIG_LENIENT)), and hands it to the module. On
+/// [`Status::OK`] writes a [`ConfigApplied`](super::ConfigApplied) to `out`; on
+/// [`Status::FAILED`] a [`ConfigIssue`](super::ConfigIssue) to `error`; both as JSON. A
+/// refused config leaves the module as it was.
+pub type ConfigureFn = unsafe extern "C" fn(
+    this: *mut c_void,
+    config: RawBytes,
+    mode: u32,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// Signature of `health`: writes the module's [`Health`](crate::Health) report to `out`,
+/// encoded by [`encode_health`](super::encode_health).
+pub type HealthFn =
+    unsafe extern "C" fn(this: *mut c_void, out: ByteSink<'_>, error: ByteSink<'_>) -> Status;
+
 /// A notification without arguments (`log_interest_changed`).
 pub type NotifyFn = unsafe extern "C" fn();
 
@@ -143,6 +162,8 @@ pub struct VTable {
     // ---- appended after version 1's first release ----
     detach: Option<DetachFn>,
     log_interest_changed: Option<NotifyFn>,
+    configure: Option<ConfigureFn>,
+    health: Option<HealthFn>,
 }
 
 /// The size of the first version 1 [`VTable`]: `size` and the six functions every module
@@ -165,6 +186,8 @@ impl VTable {
         load_state: LoadStateFn,
         detach: Option<DetachFn>,
         log_interest_changed: Option<NotifyFn>,
+        configure: Option<ConfigureFn>,
+        health: Option<HealthFn>,
     ) -> Self {
         Self {
             size: size_of::<VTable>(),
@@ -176,6 +199,8 @@ impl VTable {
             load_state,
             detach,
             log_interest_changed,
+            configure,
+            health,
         }
     }
 
@@ -310,6 +335,22 @@ impl VTableRef {
     pub fn log_interest_changed(&self) -> Option<NotifyFn> {
         self.0
             .entry::<Option<NotifyFn>>(offset_of!(VTable, log_interest_changed))
+            .flatten()
+    }
+
+    /// Takes a config (see [`ConfigureFn`]); `None` for a module that declares no config
+    /// type, or was built before the entry existed.
+    pub fn configure(&self) -> Option<ConfigureFn> {
+        self.0
+            .entry::<Option<ConfigureFn>>(offset_of!(VTable, configure))
+            .flatten()
+    }
+
+    /// Reports the module's health (see [`HealthFn`]); `None` for a library built before
+    /// the entry existed.
+    pub fn health(&self) -> Option<HealthFn> {
+        self.0
+            .entry::<Option<HealthFn>>(offset_of!(VTable, health))
             .flatten()
     }
 }
@@ -448,6 +489,10 @@ mod tests {
     #[derive(Default, serde::Serialize, serde::Deserialize)]
     struct Probe;
 
+    impl crate::__private::ModuleConfig for Probe {
+        const CONFIGURE: Option<ConfigureFn> = None;
+    }
+
     impl Module for Probe {
         fn process(&mut self, _ctx: &mut Context) {}
     }
@@ -459,6 +504,7 @@ mod tests {
         let view = unsafe { VTableRef::from_raw(&full) }.unwrap();
         assert_eq!(view.size(), size_of::<VTable>());
         assert!(view.detach().is_some() && view.log_interest_changed().is_some());
+        assert!(view.health().is_some() && view.configure().is_none());
 
         // What a module built before the appended entries shows: only version 1's.
         // SAFETY: a shorter size only hides entries.
@@ -466,6 +512,7 @@ mod tests {
         // SAFETY: as above.
         let view = unsafe { VTableRef::from_raw(&old) }.unwrap();
         assert!(view.detach().is_none() && view.log_interest_changed().is_none());
+        assert!(view.health().is_none() && view.configure().is_none());
         let _required = (view.destroy(), view.process(), view.load_state());
 
         // Shorter than any grove table: refused with the size found.
