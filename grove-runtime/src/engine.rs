@@ -6,22 +6,26 @@
 //! the module system; record the figures. Nothing that a module or a build does stops the
 //! loop: panics, refused reloads and failed builds are events and log lines.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use grove::Module;
 use grove::abi::FrameInfo;
+use grove::{HealthStatus, Module};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
+use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
 use crate::ffi::library::Unmapped;
 use crate::ffi::staging::Staging;
 use crate::frame::FramePacer;
+use crate::health::{HealthReport, ModuleHealth};
 use crate::hosted::{HostedModule, Kind};
 use crate::loaded::{LoadedModule, Reloaded};
 use crate::static_module::StaticModule;
@@ -60,6 +64,21 @@ pub struct Engine {
     shut_down: Vec<ModuleTiming>,
     stop: Arc<AtomicBool>,
     watchdog: Option<Watchdog>,
+    /// Config files by module name ([`Engine::config_file`]).
+    config_files: HashMap<String, ConfigFile>,
+    config_watcher: Option<ConfigWatcher>,
+    /// The modules' health when they were last shut down all together.
+    shut_down_health: Vec<ModuleHealth>,
+    /// The module whose health is asked next, one a frame.
+    health_cursor: usize,
+}
+
+/// A module's config file and the text last read from it.
+#[derive(Debug)]
+struct ConfigFile {
+    path: PathBuf,
+    /// Behind a lock only so that a load, which borrows the engine, can record it.
+    last_text: Mutex<Option<String>>,
 }
 
 /// Configures an [`Engine`].
@@ -213,6 +232,10 @@ impl EngineBuilder {
             shut_down: Vec::new(),
             stop,
             watchdog,
+            config_files: HashMap::new(),
+            config_watcher: None,
+            shut_down_health: Vec::new(),
+            health_cursor: 0,
         })
     }
 }
@@ -374,6 +397,7 @@ impl Engine {
                     watchdog.watch(calls);
                 }
             },
+            &|name| self.initial_config(name),
         )?;
         let name = module.name().to_owned();
         let watcher = if self.watch_files {
@@ -397,7 +421,27 @@ impl Engine {
             module: name.clone(),
             path: Some(path.to_owned()),
         });
+        if let Some(file) = self.config_files.get(&name) {
+            self.subscribers.send(EngineEvent::Configured {
+                module: name.clone(),
+                origin: ConfigOrigin::File(file.path.clone()),
+            });
+        }
         Ok(name)
+    }
+
+    /// The config a module of that name starts with: its file's, or its type's defaults.
+    fn initial_config(&self, name: &str) -> Result<GivenConfig> {
+        let Some(file) = self.config_files.get(name) else {
+            return Ok(GivenConfig::defaults());
+        };
+        let text = crate::config::read_text(name, &file.path)?;
+        let given = GivenConfig::from_text(name, &file.path, text.clone());
+        *file
+            .last_text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(text);
+        given
     }
 
     /// Adds `hosted` after the others, and shares the per-frame timing among them all.
@@ -500,12 +544,20 @@ impl Engine {
 
     /// Records a reload's outcome: figures, event, log.
     fn reload_done(&mut self, name: &str, result: Result<Reloaded>) {
+        let hosted = self.modules.iter_mut().find(|m| m.name() == name);
         match result {
             Ok(reloaded) => {
+                if let Some(hosted) = hosted {
+                    hosted.clock.reloads += 1;
+                }
                 self.clock.reloaded(reloaded.took);
                 self.subscribers.send(EngineEvent::Reloaded(reloaded));
             }
             Err(error) => {
+                if let Some(hosted) = hosted {
+                    hosted.clock.refused_reloads += 1;
+                    hosted.health.last_error = Some(error.to_string());
+                }
                 self.clock.refused += 1;
                 tracing::error!(module = %name, error = %error, "reload refused");
                 self.subscribers.send(EngineEvent::ReloadRefused {
@@ -625,6 +677,241 @@ impl Engine {
         for (name, result) in reloads {
             self.reload_done(&name, result);
         }
+        self.apply_saved_configs();
+    }
+
+    /// Applies config files saved since the last frame (and quiet since).
+    fn apply_saved_configs(&mut self) {
+        let Some(watcher) = &self.config_watcher else {
+            return;
+        };
+        let saved = watcher.settled();
+        for path in saved {
+            let modules: Vec<String> = self
+                .config_files
+                .iter()
+                .filter(|(_, file)| file.path == path)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in modules {
+                let result = crate::config::read_text(&name, &path).and_then(|text| {
+                    let file = &self.config_files[&name];
+                    let mut last = file
+                        .last_text
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if last.as_deref() == Some(text.as_str()) {
+                        return Ok(None);
+                    }
+                    *last = Some(text.clone());
+                    GivenConfig::from_text(&name, &path, text).map(Some)
+                });
+                match result {
+                    Ok(None) => {}
+                    Ok(Some(given)) => {
+                        // A module not loaded (yet) takes the file when it loads.
+                        if self.find(&name).is_ok() {
+                            let _ = self.apply_config(&name, &given);
+                        }
+                    }
+                    Err(error) => self.config_refused(&name, error),
+                }
+            }
+        }
+    }
+
+    /// Hands module `name` the config `given`; events and logs either way.
+    fn apply_config(&mut self, name: &str, given: &GivenConfig) -> Result<()> {
+        let hosted = self.find_mut(name)?;
+        let result = match hosted.loaded_mut() {
+            Some(module) => module.apply_config(given),
+            None => Err(Error::NoConfig {
+                module: name.to_owned(),
+            }),
+        };
+        match &result {
+            Ok(()) => {
+                tracing::info!(module = %name, from = %given.origin, "config applied");
+                self.subscribers.send(EngineEvent::Configured {
+                    module: name.to_owned(),
+                    origin: given.origin.clone(),
+                });
+            }
+            Err(error) => self.config_refused(name, error.clone()),
+        }
+        result
+    }
+
+    fn config_refused(&mut self, name: &str, error: Error) {
+        tracing::error!("{error}");
+        if let Ok(hosted) = self.find_mut(name) {
+            hosted.health.refused_configs += 1;
+            hosted.health.last_error = Some(error.to_string());
+        }
+        self.subscribers.send(EngineEvent::ConfigRefused {
+            module: name.to_owned(),
+            error,
+        });
+    }
+
+    /// Gives module `name` its config from the file at `path` (TOML, or JSON when the name
+    /// ends in `.json`), now if the module is loaded, else when it loads (before its first
+    /// `init`), and again whenever the file is saved, between two frames.
+    ///
+    /// A file that does not parse, or that the module refuses (an unknown field, a value
+    /// of the wrong type, its `configure` returning an error or panicking), is refused
+    /// with an error naming the file, line and field, and the config in force stays. Here
+    /// that is returned (and nothing is watched); for a later save it is an
+    /// [`EngineEvent::ConfigRefused`] and an error line, and the next save is tried
+    /// again. The file stays the module's config across reloads and unloads.
+    pub fn config_file(&mut self, module: &str, path: impl AsRef<Path>) -> Result<()> {
+        let path =
+            crate::config::canonical_file(path.as_ref()).map_err(|source| Error::ConfigFile {
+                module: module.to_owned(),
+                path: path.as_ref().to_owned(),
+                source: Arc::new(source),
+            })?;
+        let text = crate::config::read_text(module, &path)?;
+        let given = GivenConfig::from_text(module, &path, text.clone())?;
+        if self.find(module).is_ok() {
+            self.apply_config(module, &given)?;
+        }
+        let watcher = match &mut self.config_watcher {
+            Some(watcher) => watcher,
+            None => self
+                .config_watcher
+                .insert(ConfigWatcher::new().map_err(|e| Error::ConfigFile {
+                    module: module.to_owned(),
+                    path: path.clone(),
+                    source: Arc::new(std::io::Error::other(e)),
+                })?),
+        };
+        watcher.watch(&path).map_err(|e| Error::ConfigFile {
+            module: module.to_owned(),
+            path: path.clone(),
+            source: Arc::new(std::io::Error::other(e)),
+        })?;
+        let old = self.config_files.insert(
+            module.to_owned(),
+            ConfigFile {
+                path: path.clone(),
+                last_text: Mutex::new(Some(text)),
+            },
+        );
+        if let Some(old) = old.filter(|old| old.path != path)
+            && !self.config_files.values().any(|f| f.path == old.path)
+        {
+            watcher.unwatch(&old.path);
+        }
+        Ok(())
+    }
+
+    /// Gives module `name` a whole new config (fields not given take their default),
+    /// between two frames. A config the module refuses is returned as
+    /// [`Error::ConfigRefused`] naming the field; the config in force stays.
+    pub fn configure(&mut self, name: &str, config: &impl Serialize) -> Result<()> {
+        let value = to_config_value(name, config, ConfigOrigin::Code)?;
+        self.apply_config(name, &GivenConfig::new(value, ConfigOrigin::Code))
+    }
+
+    /// Changes some fields of module `name`'s config: `patch` is merged into the config in
+    /// force (tables key by key, at every depth; anything else replaces), and the result
+    /// applied as [`Engine::configure`] does.
+    ///
+    /// ```no_run
+    /// # fn f(engine: &mut grove_runtime::Engine) -> grove_runtime::Result<()> {
+    /// engine.configure_partial("particles", &serde_json::json!({ "emitter": { "rate": 40.0 } }))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn configure_partial(&mut self, name: &str, patch: &impl Serialize) -> Result<()> {
+        let patch = to_config_value(name, patch, ConfigOrigin::Partial)?;
+        let mut config = self.config(name)?;
+        grove::config::merge(&mut config, &patch);
+        self.apply_config(name, &GivenConfig::new(config, ConfigOrigin::Partial))
+    }
+
+    /// The config in force for module `name`, every field included.
+    pub fn config(&self, name: &str) -> Result<serde_json::Value> {
+        let hosted = self.find(name)?;
+        let config = match &hosted.kind {
+            Kind::Loaded(module) => module.config().cloned(),
+            Kind::Static(_) => None,
+        };
+        config.ok_or_else(|| Error::NoConfig {
+            module: name.to_owned(),
+        })
+    }
+
+    /// The config in force for module `name`, decoded into `T` (by field name: `T` may hold
+    /// only the fields you need).
+    pub fn config_as<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        serde_json::from_value(self.config(name)?).map_err(|e| Error::State {
+            module: name.to_owned(),
+            message: format!("the config in force does not decode into the type asked for: {e}"),
+        })
+    }
+
+    /// How every module is doing: each one's own report ([`Module::health`], asked now),
+    /// generation, fault and last error, process-time percentiles, reloads and refusals.
+    /// Serializable with serde, to serve as JSON.
+    ///
+    /// After [`Engine::run`] returns, the modules as they were when they were shut down.
+    pub fn health(&mut self) -> HealthReport {
+        if self.modules.is_empty() && !self.shut_down_health.is_empty() {
+            return HealthReport {
+                frame: self.frame,
+                modules: self.shut_down_health.clone(),
+            };
+        }
+        for index in 0..self.modules.len() {
+            self.poll_health(index);
+        }
+        self.health_report()
+    }
+
+    fn health_report(&self) -> HealthReport {
+        HealthReport {
+            frame: self.frame,
+            modules: self
+                .modules
+                .iter()
+                .map(HostedModule::health_entry)
+                .collect(),
+        }
+    }
+
+    /// Asks module `index` how it is doing; an event when its status changed.
+    fn poll_health(&mut self, index: usize) {
+        let hosted = &mut self.modules[index];
+        let Some((previous, health)) = hosted.poll_health() else {
+            return;
+        };
+        let module = hosted.name().to_owned();
+        let event = EngineEvent::HealthChanged {
+            module,
+            previous,
+            health,
+        };
+        match &event {
+            EngineEvent::HealthChanged { health, .. }
+                if health.status() == HealthStatus::Healthy =>
+            {
+                tracing::info!("{event}");
+            }
+            _ => tracing::warn!("{event}"),
+        }
+        self.subscribers.send(event);
+    }
+
+    /// Asks one module a frame how it is doing, each about once a second.
+    fn poll_due_health(&mut self) {
+        if self.modules.is_empty() {
+            return;
+        }
+        self.health_cursor = (self.health_cursor + 1) % self.modules.len();
+        if self.modules[self.health_cursor].health.due(Instant::now()) {
+            self.poll_health(self.health_cursor);
+        }
     }
 
     /// Runs one frame: waits for its deadline (unless unpaced), applies pending reloads,
@@ -637,6 +924,7 @@ impl Engine {
         self.apply_pending(&frame);
         let failures = self.systems.run_frame(&mut self.modules, &frame);
         for (index, error) in failures {
+            self.modules[index].health.last_error = Some(error.to_string());
             let module = self.modules[index].name().to_owned();
             tracing::error!(module = %module, frame = frame.frame, error = %error, "module panicked; skipped until it is reloaded");
             self.subscribers.send(EngineEvent::Panicked {
@@ -645,6 +933,7 @@ impl Engine {
                 error,
             });
         }
+        self.poll_due_health();
         let took = start.elapsed();
         self.clock.frame_finished(took);
         self.report_slow_frame(frame.frame, took);
@@ -716,6 +1005,7 @@ impl Engine {
         let frame = self.frame_info(Instant::now());
         if !self.modules.is_empty() {
             self.shut_down = self.modules.iter().map(HostedModule::timing).collect();
+            self.shut_down_health = self.health_report().modules;
         }
         let mut first_error = None;
         for hosted in self.modules.drain(..) {
@@ -772,5 +1062,31 @@ impl Drop for Engine {
         if !self.modules.is_empty() {
             let _ = self.shutdown();
         }
+    }
+}
+
+/// A config given from code, as the JSON table handed to the module.
+fn to_config_value(
+    module: &str,
+    config: &impl Serialize,
+    origin: ConfigOrigin,
+) -> Result<serde_json::Value> {
+    let refused = |message: String| Error::ConfigRefused {
+        module: module.to_owned(),
+        at: crate::config::ConfigLocation {
+            origin: origin.clone(),
+            line_column: None,
+        },
+        issue: grove::abi::ConfigIssue {
+            field: Default::default(),
+            message,
+        },
+    };
+    match serde_json::to_value(config) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err(refused(
+            "a config is a table of fields (a struct or a map)".into(),
+        )),
+        Err(e) => Err(refused(format!("cannot be written as a table: {e}"))),
     }
 }

@@ -27,11 +27,15 @@ pub enum Call {
     LoadState,
     /// Dropping the module's value.
     Destroy,
+    /// `Configure::configure`: taking a config.
+    Configure,
+    /// `Module::health`.
+    Health,
 }
 
 impl Call {
     /// Every call, in declaration order.
-    pub const ALL: [Call; 7] = [
+    pub const ALL: [Call; 9] = [
         Call::Create,
         Call::Init,
         Call::Process,
@@ -39,6 +43,8 @@ impl Call {
         Call::SaveState,
         Call::LoadState,
         Call::Destroy,
+        Call::Configure,
+        Call::Health,
     ];
 
     /// The call's name, as the module's API spells it.
@@ -51,6 +57,8 @@ impl Call {
             Call::SaveState => "save_state",
             Call::LoadState => "load_state",
             Call::Destroy => "destroy",
+            Call::Configure => "configure",
+            Call::Health => "health",
         }
     }
 }
@@ -258,6 +266,42 @@ pub enum Error {
         module: String,
         /// What serde said, naming the field.
         message: String,
+    },
+
+    /// A config was refused: a file that does not parse, an unknown field, a value of the
+    /// wrong type, or the module's `configure` said no (or panicked). The config in force
+    /// is unchanged.
+    #[error(
+        "config of module `{module}` refused ({at}): {issue}; the config in force is unchanged"
+    )]
+    ConfigRefused {
+        /// The module.
+        module: String,
+        /// Where the config came from, and for a file the line of the field.
+        at: crate::config::ConfigLocation,
+        /// The field (empty for the config as a whole) and what is wrong with it.
+        issue: grove::abi::ConfigIssue,
+    },
+
+    /// A config file could not be read (or its directory watched).
+    #[error("cannot read config file {path} of module `{module}`: {source}")]
+    ConfigFile {
+        /// The module.
+        module: String,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// The module declares no config type, so it cannot be configured.
+    #[error(
+        "module `{module}` takes no config: declare one with `#[grove::module(config = MyConfig)]` and `impl grove::Configure for ...`"
+    )]
+    NoConfig {
+        /// The module.
+        module: String,
     },
 
     /// Building a watched module crate failed; the running version is kept.

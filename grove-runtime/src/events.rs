@@ -7,7 +7,10 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use grove::{Health, HealthStatus};
+
 use crate::Unmapped;
+use crate::config::ConfigOrigin;
 use crate::loaded::Reloaded;
 use crate::{Call, Error};
 
@@ -92,6 +95,31 @@ pub enum EngineEvent {
         /// The module that took longest in it, and how long, when one was timed.
         slowest: Option<(String, Duration)>,
     },
+    /// A module took a new config (from its file, from code, or its defaults at load).
+    Configured {
+        /// The module.
+        module: String,
+        /// Where the config came from.
+        origin: ConfigOrigin,
+    },
+    /// A config was refused; the one in force is unchanged. The error names the file, line
+    /// and field.
+    ConfigRefused {
+        /// The module.
+        module: String,
+        /// Why.
+        error: Error,
+    },
+    /// A module's health status changed (or its first report is not healthy): see
+    /// [`Module::health`](grove::Module::health).
+    HealthChanged {
+        /// The module.
+        module: String,
+        /// The status before; `None` for its first report.
+        previous: Option<HealthStatus>,
+        /// The new report.
+        health: Health,
+    },
 }
 
 impl fmt::Display for EngineEvent {
@@ -168,6 +196,18 @@ impl fmt::Display for EngineEvent {
                     None => Ok(()),
                 }
             }
+            EngineEvent::Configured { module, origin } => {
+                write!(f, "module `{module}` configured from {origin}")
+            }
+            EngineEvent::ConfigRefused { error, .. } => write!(f, "{error}"),
+            EngineEvent::HealthChanged {
+                module,
+                previous,
+                health,
+            } => match previous {
+                Some(previous) => write!(f, "module `{module}` went from {previous} to {health}"),
+                None => write!(f, "module `{module}` reports {health}"),
+            },
         }
     }
 }

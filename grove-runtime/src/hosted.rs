@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use grove::abi::FrameInfo;
+use grove::{Health, HealthStatus};
 
 use crate::builder::BuildWatch;
 use crate::error::{Call, Error, Result};
 use crate::ffi::library::Unmapped;
+use crate::health::{HealthTrack, ModuleHealth};
 use crate::loaded::LoadedModule;
 use crate::static_module::StaticModule;
 use crate::stats::{ModuleClock, ModuleTiming};
@@ -35,6 +37,7 @@ pub struct HostedModule {
     pub(crate) build: Option<BuildWatch>,
     /// The crate it is built from, for `Engine::watch_crate` modules.
     pub(crate) crate_dir: Option<std::path::PathBuf>,
+    pub(crate) health: HealthTrack,
 }
 
 impl HostedModule {
@@ -48,6 +51,7 @@ impl HostedModule {
             watcher: None,
             build: None,
             crate_dir: None,
+            health: HealthTrack::default(),
         }
     }
 
@@ -122,6 +126,57 @@ impl HostedModule {
         match &self.kind {
             Kind::Static(_) => "<static>".as_ref(),
             Kind::Loaded(m) => m.path(),
+        }
+    }
+
+    /// Asks the module how it is doing (not a faulted one); returns the previous status
+    /// when the status changed (`None` inside for a first report that is not healthy).
+    pub(crate) fn poll_health(&mut self) -> Option<(Option<HealthStatus>, Health)> {
+        self.health.polled = Some(Instant::now());
+        let report = match &mut self.kind {
+            Kind::Static(m) if m.fault().is_none() => m.health().map(Some),
+            Kind::Static(_) => Ok(None),
+            Kind::Loaded(m) => m.health(),
+        };
+        let report = match report {
+            Ok(Some(report)) => report,
+            Ok(None) => return None,
+            Err(error) => {
+                self.health.last_error = Some(error.to_string());
+                return None;
+            }
+        };
+        let first = self.health.report.is_none();
+        let before = self.health.record(report.clone())?;
+        (!first || report.status() != HealthStatus::Healthy).then_some((before, report))
+    }
+
+    /// How it is doing, as last reported, with the engine's figures for it.
+    pub(crate) fn health_entry(&self) -> ModuleHealth {
+        let timing = self.timing();
+        let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        let last_error = match &self.kind {
+            Kind::Static(m) => m.fault(),
+            Kind::Loaded(m) => m.fault(),
+        };
+        ModuleHealth {
+            module: self.name().to_owned(),
+            library: match &self.kind {
+                Kind::Static(_) => None,
+                Kind::Loaded(m) => Some(m.path().to_owned()),
+            },
+            generation: timing.generation,
+            report: self.health.report.clone(),
+            faulted: timing.faulted,
+            last_error: last_error
+                .map(|fault| format!("panicked: {fault}"))
+                .or_else(|| self.health.last_error.clone()),
+            frames: timing.frames,
+            process_p50_us: micros(timing.process.p50),
+            process_p99_us: micros(timing.process.p99),
+            reloads: timing.reloads,
+            refused_reloads: timing.refused_reloads,
+            refused_configs: self.health.refused_configs,
         }
     }
 

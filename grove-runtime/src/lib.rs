@@ -48,11 +48,13 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
+mod config;
 mod engine;
 mod error;
 mod events;
 mod ffi;
 mod frame;
+mod health;
 mod hosted;
 mod loaded;
 mod signals;
@@ -63,6 +65,7 @@ mod watchdog;
 mod watcher;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
+pub use config::{ConfigLocation, ConfigOrigin};
 pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};
 pub use events::EngineEvent;
@@ -70,6 +73,7 @@ pub use ffi::library::{HeaderInfo, Unmapped};
 pub use ffi::maps::mapped_files_in;
 pub use ffi::staging::Staging;
 pub use ffi::threads::LibraryThread;
+pub use health::{HealthReport, ModuleHealth};
 pub use hosted::HostedModule;
 pub use loaded::{LoadedModule, Reloaded};
 pub use static_module::StaticModule;

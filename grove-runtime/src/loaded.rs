@@ -11,14 +11,43 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grove::abi::FrameInfo;
+use grove::abi::{CONFIG_LENIENT, CONFIG_STRICT, ConfigApplied, ConfigIssue, FrameInfo};
 use grove::state::StateFormat;
+use serde_json::Value;
 
+use crate::config::{ConfigOrigin, GivenConfig};
 use crate::error::{Call, Error, Result};
 use crate::ffi::calls::ModuleCalls;
 use crate::ffi::instance::Instance;
 use crate::ffi::library::{Admit, HeaderInfo, Library, Snapshot, Unmapped, admit_any};
 use crate::ffi::staging::Staging;
+
+/// A new version ready to take over: its instance, the config in force for it, and the
+/// config fields it dropped.
+type Prepared = (Instance, Option<Value>, Vec<ConfigIssue>);
+
+/// Hands `instance` the config `given` in `mode`; `None` when the module takes no config
+/// (and none but the defaults was asked for).
+fn configure(
+    instance: &mut Instance,
+    given: &GivenConfig,
+    mode: u32,
+) -> Result<Option<ConfigApplied>> {
+    if !instance.takes_config() {
+        if given.origin == ConfigOrigin::Defaults {
+            return Ok(None);
+        }
+        return Err(Error::NoConfig {
+            module: instance.name().to_owned(),
+        });
+    }
+    let bytes = serde_json::to_vec(&given.value).expect("a JSON value is JSON");
+    match instance.configure(&bytes, mode) {
+        Some(Ok(applied)) => Ok(Some(applied)),
+        Some(Err(issue)) => Err(given.refusal(instance.name(), issue)),
+        None => Ok(None),
+    }
+}
 
 /// A module loaded from a library file.
 #[derive(Debug)]
@@ -28,6 +57,8 @@ pub struct LoadedModule {
     generation: u64,
     fault: Option<String>,
     staging: Arc<Staging>,
+    /// The config in force, every field; `None` when the module takes no config.
+    config: Option<Value>,
 }
 
 /// A successful reload.
@@ -46,6 +77,9 @@ pub struct Reloaded {
     pub format: StateFormat,
     /// Whether the old library left memory.
     pub old_library: Unmapped,
+    /// Config fields the new version could not take (its config type changed): each
+    /// keeps its default, and says why. Also logged as a warning.
+    pub config_dropped: Vec<ConfigIssue>,
 }
 
 impl LoadedModule {
@@ -58,24 +92,31 @@ impl LoadedModule {
     /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
     /// with `frame`.
     pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
-        Self::load_admitted(path, staging, frame, &admit_any, &|_| {})
+        Self::load_admitted(path, staging, frame, &admit_any, &|_| {}, &|_| {
+            Ok(GivenConfig::defaults())
+        })
     }
 
     /// As [`LoadedModule::load_in`], if `admit` admits the library's header: asked before
     /// any of the library's code runs. `watch` is handed the module's call marker before
-    /// its first call (the engine's watchdog watches `create` and `init` too).
+    /// its first call (the engine's watchdog watches `create` and `init` too). `config`
+    /// gives the config for the module of that name, handed over before `init` if the
+    /// module takes one.
     pub(crate) fn load_admitted(
         path: &Path,
         staging: &Arc<Staging>,
         frame: &FrameInfo,
         admit: Admit<'_>,
         watch: &dyn Fn(&Arc<ModuleCalls>),
+        config: &dyn Fn(&str) -> Result<GivenConfig>,
     ) -> Result<Self> {
         crate::ffi::crash::install();
         let library = Library::load(path, staging, admit)?;
         let calls = ModuleCalls::new(library.name());
         watch(&calls);
         let mut instance = Instance::create(library, calls)?;
+        let given = config(instance.name())?;
+        let config = configure(&mut instance, &given, CONFIG_STRICT)?.map(|applied| applied.config);
         instance.init(frame)?;
         tracing::info!(module = %instance.name(), path = %path.display(), "module loaded");
         Ok(Self {
@@ -83,7 +124,38 @@ impl LoadedModule {
             generation: 1,
             fault: None,
             staging: Arc::clone(staging),
+            config,
         })
+    }
+
+    /// The config in force, every field included; `None` when the module takes no config.
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+
+    /// Hands the module a new config, whole (fields not given take their default), between
+    /// two frames. Refused (the config in force unchanged) for an unknown field, a value of
+    /// the wrong type, or when the module's `configure` refuses it or panics.
+    pub fn configure(&mut self, config: Value) -> Result<()> {
+        self.apply_config(&GivenConfig::new(config, ConfigOrigin::Code))
+    }
+
+    pub(crate) fn apply_config(&mut self, given: &GivenConfig) -> Result<()> {
+        if let Some(message) = &self.fault {
+            return Err(Error::Faulted {
+                module: self.name().to_owned(),
+                message: message.clone(),
+            });
+        }
+        match configure(&mut self.instance, given, CONFIG_STRICT)? {
+            Some(applied) => {
+                self.config = Some(applied.config);
+                Ok(())
+            }
+            None => Err(Error::NoConfig {
+                module: self.name().to_owned(),
+            }),
+        }
     }
 
     /// The module's name.
@@ -151,6 +223,16 @@ impl LoadedModule {
         (result.and(destroyed), unmapped)
     }
 
+    /// The module's health report; `None` when it is faulted (not called again until a
+    /// reload) or its library was built before the hook existed. A panic in the hook is
+    /// returned, and does not fault the module.
+    pub fn health(&mut self) -> Result<Option<grove::Health>> {
+        if self.fault.is_some() {
+            return Ok(None);
+        }
+        self.instance.health()
+    }
+
     /// The state, encoded by field name: a snapshot for saving or inspecting.
     pub fn save_state(&mut self) -> Result<Vec<u8>> {
         self.instance.save_state(StateFormat::SelfDescribing)
@@ -180,6 +262,11 @@ impl LoadedModule {
                     source: Box::new(source),
                 })?;
         let took = started.elapsed();
+        let (new, config, config_dropped) = new;
+        for dropped in &config_dropped {
+            tracing::warn!(module = %self.name(), field = %dropped.field, "config field dropped by the new version: {}", dropped.message);
+        }
+        self.config = config;
         let old = std::mem::replace(&mut self.instance, new);
         self.generation += 1;
         self.fault = None;
@@ -194,6 +281,7 @@ impl LoadedModule {
             state_bytes,
             format,
             old_library,
+            config_dropped,
         };
         tracing::info!(
             module = %reloaded.module,
@@ -221,7 +309,7 @@ impl LoadedModule {
         path: &Path,
         snapshot: Option<Snapshot>,
         frame: &FrameInfo,
-    ) -> Result<(Instance, StateFormat, usize)> {
+    ) -> Result<(Prepared, StateFormat, usize)> {
         let running = self.header();
         // Checked from the file, before any of the new library's code runs.
         let same_module = |new: &HeaderInfo| {
@@ -259,7 +347,29 @@ impl LoadedModule {
             }
             Err(e) => return Err(e),
         };
+        let (config, dropped) = self.config_for(&mut new)?;
         new.init(frame)?;
-        Ok((new, format, state_bytes))
+        Ok(((new, config, dropped), format, state_bytes))
+    }
+
+    /// Hands the config in force to `new`, a new version whose config type may differ:
+    /// fields it cannot take are dropped (they keep their default) and returned.
+    fn config_for(&self, new: &mut Instance) -> Result<(Option<Value>, Vec<ConfigIssue>)> {
+        let given = match &self.config {
+            Some(config) => GivenConfig::new(config.clone(), ConfigOrigin::Reload),
+            None => GivenConfig::defaults(),
+        };
+        match configure(new, &given, CONFIG_LENIENT)? {
+            Some(applied) => Ok((Some(applied.config), applied.dropped)),
+            None if self.config.is_some() => Ok((
+                None,
+                vec![ConfigIssue {
+                    field: Default::default(),
+                    message: "the new version takes no config: the config in force is dropped"
+                        .to_owned(),
+                }],
+            )),
+            None => Ok((None, Vec::new())),
+        }
     }
 }

@@ -83,6 +83,18 @@ impl StaticModule {
         })
     }
 
+    /// `Module::health`; a panic in it is returned, and does not fault the module.
+    pub fn health(&mut self) -> Result<grove::Health> {
+        let module = &*self.module;
+        let _call = self.calls.enter(Call::Health);
+        catch_unwind(AssertUnwindSafe(|| module.health())).map_err(|payload| Error::Panicked {
+            module: self.name.clone(),
+            path: "<static>".into(),
+            call: Call::Health,
+            message: crate::error::panic_message(&*payload),
+        })
+    }
+
     /// Runs `Module::init`.
     pub fn init(&mut self, frame: &FrameInfo) -> Result<()> {
         self.call(Call::Init, frame, |m, ctx| m.init(ctx))

@@ -71,6 +71,12 @@ pub struct ModuleTiming {
     pub generation: u64,
     /// Whether it is faulted (skipped until reloaded).
     pub faulted: bool,
+    /// Percentiles of its recent timed `process` calls.
+    pub process: Percentiles,
+    /// Its reloads that took over.
+    pub reloads: u64,
+    /// Its reloads that were refused.
+    pub refused_reloads: u64,
 }
 
 /// How many modules a frame times at most: reading the clock twice per module costs about
@@ -89,6 +95,10 @@ pub(crate) struct ModuleClock {
     pub(crate) max: Duration,
     /// The module is timed one frame in `stride`.
     stride: u64,
+    /// Recent timed calls, for percentiles.
+    recent: Window,
+    pub(crate) reloads: u64,
+    pub(crate) refused_reloads: u64,
 }
 
 impl Default for ModuleClock {
@@ -100,6 +110,9 @@ impl Default for ModuleClock {
             total: Duration::ZERO,
             max: Duration::ZERO,
             stride: 1,
+            recent: Window::default(),
+            reloads: 0,
+            refused_reloads: 0,
         }
     }
 }
@@ -123,6 +136,7 @@ impl ModuleClock {
         self.last = took;
         self.total += took;
         self.max = self.max.max(took);
+        self.recent.push(took);
     }
 
     /// A frame that ran untimed.
@@ -142,6 +156,9 @@ impl ModuleClock {
             max: self.max,
             generation,
             faulted,
+            process: self.recent.summary(),
+            reloads: self.reloads,
+            refused_reloads: self.refused_reloads,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! `support`), loaded, run and reloaded through grove-runtime.
 
 mod boundary;
+mod config;
 mod crashes;
 mod engine;
 mod faults;
+mod health;
 mod lifecycle;
 mod live_crate;
 mod logs;

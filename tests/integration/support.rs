@@ -117,6 +117,20 @@ pub fn rogue(variant: &str) -> PathBuf {
         .clone()
 }
 
+/// The variants of tests/fixtures/tuned (see [`build_variants`]).
+const TUNED_VARIANTS: &[&str] = &["", "changed", "no_config"];
+
+/// The library of the tuned fixture (a config and a health report) built as `variant`
+/// ("v1" for the default).
+pub fn tuned(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_variants("tuned-fixture", "tuned", TUNED_VARIANTS))
+        .get(variant)
+        .unwrap_or_else(|| panic!("no tuned fixture variant {variant:?}"))
+        .clone()
+}
+
 /// Set in a child process started by [`run_child`].
 const CHILD_ENV: &str = "GROVE_TEST_CHILD";
 

@@ -8,7 +8,11 @@ use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use grove::abi::{ByteSink, FrameInfo, RawBytes, RawInstance, Status, VTableRef};
+use grove::Health;
+use grove::abi::{
+    ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance, Status,
+    VTableRef, decode_health,
+};
 use grove::state::StateFormat;
 
 use super::calls::ModuleCalls;
@@ -177,6 +181,82 @@ impl Instance {
             )
         };
         status_to_result(status, &message, &self.library, Call::LoadState)
+    }
+
+    /// Whether the module takes a config (its vtable has `configure`).
+    pub(crate) fn takes_config(&self) -> bool {
+        self.vtable.configure().is_some()
+    }
+
+    /// Hands the module `config` (a JSON table) in `mode`: the config now in force, or the
+    /// problem that refused it (the module keeps what it had). `None` when the module takes
+    /// no config.
+    pub(crate) fn configure(
+        &mut self,
+        config: &[u8],
+        mode: u32,
+    ) -> Option<std::result::Result<ConfigApplied, ConfigIssue>> {
+        let configure = self.vtable.configure()?;
+        let mut out = Vec::new();
+        let mut message = Vec::new();
+        let _call = self.calls.enter(Call::Configure);
+        // SAFETY: as in `frame_call`; `config` is valid for the call.
+        let status = unsafe {
+            configure(
+                self.this,
+                RawBytes::new(config),
+                mode,
+                ByteSink::for_vec(&mut out),
+                ByteSink::for_vec(&mut message),
+            )
+        };
+        let text = || String::from_utf8_lossy(&message).into_owned();
+        let issue = |message: String| ConfigIssue {
+            field: FieldPath::default(),
+            message,
+        };
+        Some(match status {
+            Status::OK => serde_json::from_slice(&out).map_err(|e| {
+                issue(format!(
+                    "the module answered with an unreadable config: {e}"
+                ))
+            }),
+            // A refusal is a `ConfigIssue` as JSON; anything else is a message of its own.
+            Status::FAILED => {
+                Err(serde_json::from_slice(&message).unwrap_or_else(|_| issue(text())))
+            }
+            Status::PANICKED => Err(issue(format!("configure panicked: {}", text()))),
+            other => Err(issue(format!(
+                "unknown status {}: {}",
+                other.code(),
+                text()
+            ))),
+        })
+    }
+
+    /// The module's health report; `None` for a library built before the hook existed.
+    pub(crate) fn health(&mut self) -> Result<Option<Health>> {
+        let Some(health) = self.vtable.health() else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        let mut message = Vec::new();
+        let _call = self.calls.enter(Call::Health);
+        // SAFETY: as in `frame_call`.
+        let status = unsafe {
+            health(
+                self.this,
+                ByteSink::for_vec(&mut out),
+                ByteSink::for_vec(&mut message),
+            )
+        };
+        status_to_result(status, &message, &self.library, Call::Health)?;
+        decode_health(&out).map(Some).map_err(|e| Error::Failed {
+            module: self.name().to_owned(),
+            path: self.library.source().to_owned(),
+            call: Call::Health,
+            message: format!("unreadable health report: {e}"),
+        })
     }
 
     /// Destroys the value, closes the library if no other instance holds it, and says
