@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use grove::abi::FrameInfo;
-use grove::{HealthStatus, Module};
+use grove::{Configure, HealthStatus, Module};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -460,7 +460,7 @@ impl Engine {
     /// Adds a module linked into the host (its crate used as an rlib). It runs through the
     /// same [`Module`] trait, without the C ABI; it is never reloaded.
     pub fn add_static<M: Module>(&mut self, name: impl Into<String>, module: M) -> Result<()> {
-        self.add_linked(name.into(), module, None)
+        self.add_linked(StaticModule::new(name, module), None)
     }
 
     /// As [`Engine::add_static`], running the module under `strategy` rather than the
@@ -471,29 +471,44 @@ impl Engine {
         module: M,
         strategy: Strategy,
     ) -> Result<()> {
-        self.add_linked(name.into(), module, Some(strategy))
+        self.add_linked(StaticModule::new(name, module), Some(strategy))
     }
 
-    fn add_linked<M: Module>(
+    /// As [`Engine::add_static`], for a module that takes a config: its config file's
+    /// ([`Engine::config_file`]) or its defaults, before its `init`; then
+    /// [`Engine::configure`] and the file's saves, as for a loaded module.
+    pub fn add_static_configured<M: Configure>(
         &mut self,
-        name: String,
+        name: impl Into<String>,
         module: M,
-        strategy: Option<Strategy>,
     ) -> Result<()> {
+        let name = name.into();
         self.check_new_name(&name)?;
-        let mut module = StaticModule::new(name.clone(), module);
+        self.add_linked(StaticModule::configured(name, module), None)
+    }
+
+    fn add_linked(&mut self, mut module: StaticModule, strategy: Option<Strategy>) -> Result<()> {
+        let name = module.name().to_owned();
+        self.check_new_name(&name)?;
         if let Some(watchdog) = &self.watchdog {
             watchdog.watch(module.calls());
         }
+        module.apply_config(&self.initial_config(&name)?)?;
         module.init(&self.frame_info(Instant::now()))?;
         let mut hosted = HostedModule::new(Kind::Static(module));
         hosted.strategy = strategy;
         self.systems.prepare(strategy);
         self.push(hosted);
         self.subscribers.send(EngineEvent::Loaded {
-            module: name,
+            module: name.clone(),
             path: None,
         });
+        if let Some(file) = self.config_files.get(&name) {
+            self.subscribers.send(EngineEvent::Configured {
+                module: name.clone(),
+                origin: ConfigOrigin::File(file.path.clone()),
+            });
+        }
         Ok(())
     }
 
@@ -723,11 +738,9 @@ impl Engine {
     /// Hands module `name` the config `given`; events and logs either way.
     fn apply_config(&mut self, name: &str, given: &GivenConfig) -> Result<()> {
         let hosted = self.find_mut(name)?;
-        let result = match hosted.loaded_mut() {
-            Some(module) => module.apply_config(given),
-            None => Err(Error::NoConfig {
-                module: name.to_owned(),
-            }),
+        let result = match &mut hosted.kind {
+            Kind::Loaded(module) => module.apply_config(given),
+            Kind::Static(module) => module.apply_config(given),
         };
         match &result {
             Ok(()) => {
@@ -835,7 +848,7 @@ impl Engine {
         let hosted = self.find(name)?;
         let config = match &hosted.kind {
             Kind::Loaded(module) => module.config().cloned(),
-            Kind::Static(_) => None,
+            Kind::Static(module) => module.config().cloned(),
         };
         config.ok_or_else(|| Error::NoConfig {
             module: name.to_owned(),

@@ -4,20 +4,60 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use grove::abi::FrameInfo;
-use grove::{Context, Module};
+use grove::abi::{ConfigApplied, ConfigIssue, FrameInfo};
+use grove::{Configure, Context, Module};
+use serde_json::Value;
 
 use std::sync::Arc;
 
+use crate::config::{ConfigOrigin, GivenConfig};
 use crate::error::{Call, Error, Result};
 use crate::ffi::calls::ModuleCalls;
 
 /// A module linked into the host.
 pub struct StaticModule {
     name: String,
-    module: Box<dyn Module>,
+    module: Box<dyn Linked>,
     fault: Option<String>,
     calls: Arc<ModuleCalls>,
+    /// The config in force; `None` when the module takes no config.
+    config: Option<Value>,
+}
+
+/// A module value, and its [`Configure`] impl when it was added with one.
+trait Linked: Send {
+    fn module(&mut self) -> &mut dyn Module;
+    fn module_ref(&self) -> &dyn Module;
+    /// `None` for a module added without its config.
+    fn configure(&mut self, given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>>;
+}
+
+struct Plain<M>(M);
+
+impl<M: Module> Linked for Plain<M> {
+    fn module(&mut self) -> &mut dyn Module {
+        &mut self.0
+    }
+    fn module_ref(&self) -> &dyn Module {
+        &self.0
+    }
+    fn configure(&mut self, _given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>> {
+        None
+    }
+}
+
+struct Configured<M>(M);
+
+impl<M: Configure> Linked for Configured<M> {
+    fn module(&mut self) -> &mut dyn Module {
+        &mut self.0
+    }
+    fn module_ref(&self) -> &dyn Module {
+        &self.0
+    }
+    fn configure(&mut self, given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>> {
+        Some(grove::config::apply(&mut self.0, given, false))
+    }
 }
 
 impl std::fmt::Debug for StaticModule {
@@ -32,12 +72,66 @@ impl std::fmt::Debug for StaticModule {
 impl StaticModule {
     /// Wraps `module` under `name`. Its `init` runs on the first call to [`StaticModule::init`].
     pub fn new<M: Module>(name: impl Into<String>, module: M) -> Self {
-        let name = name.into();
+        Self::boxed(name.into(), Box::new(Plain(module)))
+    }
+
+    /// As [`StaticModule::new`], for a module that takes a config
+    /// ([`StaticModule::configure`]).
+    pub fn configured<M: Configure>(name: impl Into<String>, module: M) -> Self {
+        Self::boxed(name.into(), Box::new(Configured(module)))
+    }
+
+    fn boxed(name: String, module: Box<dyn Linked>) -> Self {
         Self {
             calls: ModuleCalls::new(&name),
             name,
-            module: Box::new(module),
+            module,
             fault: None,
+            config: None,
+        }
+    }
+
+    /// The config in force, every field included; `None` when the module takes no config
+    /// (or was added with [`StaticModule::new`]).
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+
+    /// Hands the module a new config, whole (fields not given take their default), as
+    /// [`LoadedModule::configure`](crate::LoadedModule::configure) does.
+    pub fn configure(&mut self, config: Value) -> Result<()> {
+        self.apply_config(&GivenConfig::new(config, ConfigOrigin::Code))
+    }
+
+    pub(crate) fn apply_config(&mut self, given: &GivenConfig) -> Result<()> {
+        if let Some(message) = &self.fault {
+            return Err(Error::Faulted {
+                module: self.name.clone(),
+                message: message.clone(),
+            });
+        }
+        let linked = &mut *self.module;
+        let _call = self.calls.enter(Call::Configure);
+        let outcome = catch_unwind(AssertUnwindSafe(|| linked.configure(&given.value)))
+            .unwrap_or_else(|payload| {
+                Some(Err(ConfigIssue {
+                    field: Default::default(),
+                    message: format!(
+                        "configure panicked: {}",
+                        crate::error::panic_message(&*payload)
+                    ),
+                }))
+            });
+        match outcome {
+            Some(Ok(applied)) => {
+                self.config = Some(applied.config);
+                Ok(())
+            }
+            Some(Err(issue)) => Err(given.refusal(&self.name, issue)),
+            None if given.origin == ConfigOrigin::Defaults => Ok(()),
+            None => Err(Error::NoConfig {
+                module: self.name.clone(),
+            }),
         }
     }
 
@@ -69,7 +163,7 @@ impl StaticModule {
             });
         }
         let mut ctx = Context::from_frame(*frame);
-        let module = &mut *self.module;
+        let module = self.module.module();
         let _call = self.calls.enter(call);
         catch_unwind(AssertUnwindSafe(|| f(module, &mut ctx))).map_err(|payload| {
             let message = crate::error::panic_message(&*payload);
@@ -85,7 +179,7 @@ impl StaticModule {
 
     /// `Module::health`; a panic in it is returned, and does not fault the module.
     pub fn health(&mut self) -> Result<grove::Health> {
-        let module = &*self.module;
+        let module = self.module.module_ref();
         let _call = self.calls.enter(Call::Health);
         catch_unwind(AssertUnwindSafe(|| module.health())).map_err(|payload| Error::Panicked {
             module: self.name.clone(),

@@ -351,3 +351,36 @@ fn a_module_without_a_config_type_says_so() {
     engine.load_module(tuned("v1")).unwrap();
     assert_eq!(engine.config("tuned").unwrap()["step"], 2);
 }
+
+#[test]
+fn a_static_module_takes_its_config_as_a_loaded_one_does() {
+    let dir = scratch_dir();
+    let path = config_file(&dir, "step = 4\n");
+    let mut engine = unpaced_engine();
+    engine.config_file("tuned", &path).unwrap();
+    engine
+        .add_static_configured("tuned", tuned::Tuned::default())
+        .unwrap();
+    engine.run_frames(2);
+    assert_eq!(engine.config("tuned").unwrap()["step"], 4);
+    let error = engine.configure("tuned", &json!({"step": 0})).unwrap_err();
+    assert_eq!(refusal(&error).1.field.to_string(), "step");
+    engine
+        .configure_partial("tuned", &json!({"step": 300}))
+        .unwrap();
+    let report = engine.health();
+    let entry = report.module("tuned").unwrap();
+    assert_eq!(entry.generation, 0);
+    assert_eq!(
+        entry.report.as_ref().unwrap().metrics(),
+        [("step".to_owned(), 300.0)]
+    );
+
+    // Added without its config: it says so, as a loaded module without one does.
+    let mut engine = unpaced_engine();
+    engine.add_static("plain", tuned::Tuned::default()).unwrap();
+    assert!(matches!(
+        engine.configure("plain", &json!({"step": 2})),
+        Err(Error::NoConfig { .. })
+    ));
+}
