@@ -94,9 +94,10 @@ pub enum Error {
 
     /// The library was built against a grove ABI this host does not speak.
     #[error(
-        "{path}: module `{module}` uses grove ABI version {found} (grove-sdk {module_sdk}), \
+        "{path}: module `{module}` uses grove ABI version {found}{}, \
          this host supports versions {min} to {max} (grove-sdk {host_sdk}); \
-         rebuild the module against grove-sdk {host_sdk}"
+         rebuild the module against grove-sdk {host_sdk}",
+        .module_sdk.as_ref().map(|v| format!(" (grove-sdk {v})")).unwrap_or_default()
     )]
     AbiMismatch {
         /// The library file.
@@ -109,8 +110,9 @@ pub enum Error {
         min: u32,
         /// The newest version this host loads.
         max: u32,
-        /// The library's grove-sdk version.
-        module_sdk: String,
+        /// The library's grove-sdk version, when its header says it in a way this host
+        /// can read.
+        module_sdk: Option<String>,
         /// The host's grove-sdk version.
         host_sdk: String,
     },
@@ -165,12 +167,16 @@ pub enum Error {
     },
 
     /// The module's code panicked. The panic was contained.
-    #[error("module `{module}` panicked in {call}: {message} (library {path})")]
+    #[error(
+        "module `{module}` panicked in {call}: {message}{}",
+        .path.as_ref().map(|p| format!(" (library {})", p.display())).unwrap_or_default()
+    )]
     Panicked {
         /// The module.
         module: String,
-        /// The library it was loaded from.
-        path: PathBuf,
+        /// The library it was loaded from; `None` for a module linked into the host, or
+        /// when the panic ended the thread the module ran on.
+        path: Option<PathBuf>,
         /// The call that panicked.
         call: Call,
         /// The panic's message and location.
@@ -322,6 +328,18 @@ pub enum Error {
         /// What went wrong.
         #[source]
         source: Arc<crate::watcher::WatchError>,
+    },
+
+    /// Two settings given to an [`EngineBuilder`](crate::EngineBuilder) contradict each
+    /// other: one of them would have been ignored.
+    #[error("EngineBuilder::{setting} contradicts EngineBuilder::{other}: {advice}")]
+    ConflictingSettings {
+        /// The setting that would have been ignored.
+        setting: &'static str,
+        /// The setting that overrides it.
+        other: &'static str,
+        /// What to do.
+        advice: &'static str,
     },
 
     /// Ctrl-C / SIGTERM handling could not be set up.

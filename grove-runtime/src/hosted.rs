@@ -114,18 +114,18 @@ impl HostedModule {
             let message = crate::error::panic_message(&*payload);
             Err(Error::Panicked {
                 module: self.name().to_owned(),
-                path: self.path().to_owned(),
+                path: self.path().map(ToOwned::to_owned),
                 call: Call::Process,
                 message,
             })
         })
     }
 
-    /// The library the running version came from; `<static>` for a static module.
-    fn path(&self) -> &std::path::Path {
+    /// The library the running version came from; `None` for a static module.
+    fn path(&self) -> Option<&std::path::Path> {
         match &self.kind {
-            Kind::Static(_) => "<static>".as_ref(),
-            Kind::Loaded(m) => m.path(),
+            Kind::Static(_) => None,
+            Kind::Loaded(m) => Some(m.path()),
         }
     }
 

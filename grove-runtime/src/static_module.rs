@@ -170,7 +170,7 @@ impl StaticModule {
             self.fault = Some(message.clone());
             Error::Panicked {
                 module: self.name.clone(),
-                path: "<static>".into(),
+                path: None,
                 call,
                 message,
             }

@@ -15,9 +15,14 @@ fn assert_panicked(err: &Error, call: Call) {
             module,
             call: c,
             message,
-            ..
+            path,
         } => {
             assert_eq!(module, "counter");
+            assert!(
+                path.as_ref()
+                    .is_some_and(|p| p.to_string_lossy().contains("libcounter")),
+                "the library is named: {path:?}"
+            );
             assert_eq!(*c, call);
             assert!(
                 message.contains(&format!("fixture panics in {call}")),

@@ -50,6 +50,11 @@ fn a_panicking_static_module_is_contained() {
     let mut module = StaticModule::new("boom", Boom);
     let err = module.process(&frame(0)).unwrap_err();
     assert!(err.to_string().contains("static boom"), "{err}");
+    assert!(
+        matches!(err, grove_runtime::Error::Panicked { path: None, .. }),
+        "a static module has no library: {err:?}"
+    );
+    assert!(!err.to_string().contains("library"), "{err}");
     assert!(module.fault().is_some());
 }
 

@@ -310,7 +310,7 @@ fn status_to_result(status: Status, message: &[u8], library: &Library, call: Cal
     Err(match status {
         Status::PANICKED => Error::Panicked {
             module,
-            path,
+            path: Some(path),
             call,
             message: text,
         },

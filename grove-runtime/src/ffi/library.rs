@@ -409,10 +409,7 @@ fn check_header(source: &Path, exports: &elf::Exports) -> Result<HeaderInfo> {
             found: header.abi_version,
             min: abi::MIN_ABI_VERSION,
             max: abi::ABI_VERSION,
-            module_sdk: header
-                .sdk_version
-                .clone()
-                .unwrap_or_else(|| "unknown".into()),
+            module_sdk: header.sdk_version.clone(),
             host_sdk: abi::SDK_VERSION.to_owned(),
         });
     }

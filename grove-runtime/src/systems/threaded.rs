@@ -240,7 +240,7 @@ impl Worker {
             // Its end of the channel went with the thread: it no longer holds the module.
             Err(Error::Panicked {
                 module: self.module.clone(),
-                path: "<module thread>".into(),
+                path: None,
                 call: Call::Process,
                 message: "the module's thread ended during the frame".to_owned(),
             })
