@@ -90,7 +90,8 @@ pub struct EngineBuilder {
     worker_stack_size: Option<usize>,
     watch_files: bool,
     staging: Option<Arc<Staging>>,
-    allow_world_writable: bool,
+    /// `None` unless the host said.
+    allow_world_writable: Option<bool>,
     call_limit: Option<Duration>,
     crash_reports: bool,
 }
@@ -112,7 +113,7 @@ impl Default for EngineBuilder {
             worker_stack_size: None,
             watch_files: true,
             staging: None,
-            allow_world_writable: false,
+            allow_world_writable: None,
             call_limit: Some(DEFAULT_CALL_LIMIT),
             crash_reports: true,
         }
@@ -164,7 +165,9 @@ impl EngineBuilder {
     }
 
     /// Where loaded libraries' private copies go; a new private directory by default.
-    /// A staging area given here keeps its own [`Staging::allow_world_writable`] setting.
+    /// A staging area given here keeps its own [`Staging::allow_world_writable`] setting:
+    /// [`EngineBuilder::allow_world_writable`] set to anything else makes
+    /// [`EngineBuilder::build`] fail.
     pub fn staging(mut self, staging: Arc<Staging>) -> Self {
         self.staging = Some(staging);
         self
@@ -172,12 +175,13 @@ impl EngineBuilder {
 
     /// Loads libraries even from world-writable files or directories, where another user
     /// could have replaced them (refused by default: loading a library runs its code).
+    /// With a staging area of the host's own ([`EngineBuilder::staging`]), that staging
+    /// area's setting applies, and must agree with this one.
     pub fn allow_world_writable(mut self, allow: bool) -> Self {
-        self.allow_world_writable = allow;
+        self.allow_world_writable = Some(allow);
         self
     }
 
-    /// The engine.
     /// How long one call into a module (`process`, `init`, a state transfer...) may run
     /// before the watchdog reports it, while it runs, naming the module and the call
     /// ([`EngineEvent::CallTooLong`] and a warning, again every `limit` after). One second
@@ -197,10 +201,20 @@ impl EngineBuilder {
         self
     }
 
+    /// The engine. Fails if the staging directory cannot be made, or if two settings
+    /// contradict each other.
     pub fn build(self) -> Result<Engine> {
-        let staging = match self.staging {
-            Some(staging) => staging,
-            None => Arc::new(Staging::new()?.allow_world_writable(self.allow_world_writable)),
+        let staging = match (self.staging, self.allow_world_writable) {
+            (Some(staging), Some(allow)) if staging.allows_world_writable() != allow => {
+                return Err(Error::ConflictingSettings {
+                    setting: "allow_world_writable",
+                    other: "staging",
+                    advice: "the staging area given decides which files load: set \
+                             Staging::allow_world_writable on it instead",
+                });
+            }
+            (Some(staging), _) => staging,
+            (None, allow) => Arc::new(Staging::new()?.allow_world_writable(allow.unwrap_or(false))),
         };
         let stack_size = self
             .worker_stack_size

@@ -184,6 +184,36 @@ fn world_writable_libraries_are_refused_unless_the_host_opts_in() {
         .unwrap();
     trusting_engine.load_module(&path).unwrap();
     drop(trusting_engine);
+
+    // A staging area of the host's own decides; a builder setting that disagrees with it
+    // is an error rather than ignored, one that agrees is fine.
+    let err = Engine::builder()
+        .staging(Arc::clone(&strict))
+        .allow_world_writable(true)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ConflictingSettings {
+                setting: "allow_world_writable",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("Staging::allow_world_writable"),
+        "{err}"
+    );
+    let mut agreeing = Engine::builder()
+        .watch_files(false)
+        .staging(Arc::clone(&trusting))
+        .allow_world_writable(true)
+        .build()
+        .unwrap();
+    agreeing.load_module(&path).unwrap();
+    drop(agreeing);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

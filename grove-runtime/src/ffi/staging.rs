@@ -81,6 +81,11 @@ impl Staging {
         self
     }
 
+    /// Whether libraries are loaded from world-writable files and directories.
+    pub fn allows_world_writable(&self) -> bool {
+        self.allow_world_writable
+    }
+
     /// The staging area shared by everything in this process that did not ask for its
     /// own; made on first use, removed when the last user drops it.
     pub fn shared() -> Result<Arc<Self>> {
