@@ -14,7 +14,7 @@ fn main() -> Result<(), grove_runtime::Error> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hello-module");
     // Unpaced: this loop does its own timing.
-    let mut engine = Engine::builder().fps(0.0).build()?;
+    let mut engine = Engine::builder().target_fps(0.0).build()?;
     let name = engine.watch_crate(&crate_dir)?;
     let frame_budget = Duration::from_millis(16);
     for _ in 0..300 {

@@ -31,7 +31,7 @@ fn main() -> Result<(), grove_runtime::Error> {
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let fps: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(60.0);
     let starts = Arc::new(Mutex::new(Vec::new()));
-    let mut engine = Engine::builder().fps(fps).build()?;
+    let mut engine = Engine::builder().target_fps(fps).build()?;
     engine.add_static("recorder", Recorder(Arc::clone(&starts)))?;
     let frames = (seconds * fps).round() as u64;
     engine.run_frames(frames);

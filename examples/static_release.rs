@@ -9,7 +9,7 @@ use grove_runtime::Engine;
 
 fn main() -> Result<(), grove_runtime::Error> {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let mut engine = Engine::builder().fps(0.0).build()?;
+    let mut engine = Engine::builder().target_fps(0.0).build()?;
     engine.add_static("hello", hello_module::Hello::default())?;
     engine.run_frames(1_000);
     let stats = engine.stats();

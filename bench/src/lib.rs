@@ -231,7 +231,7 @@ pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("libbench.so");
     std::fs::copy(&fixtures.v1, &path).unwrap();
-    let mut engine = Engine::builder().fps(0.0).build().unwrap();
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let name = engine.load_module(&path).unwrap();
     let mut latencies = Vec::new();
     let mut floors = Vec::new();
@@ -290,7 +290,7 @@ pub fn overhead(library: &Path, modules: usize, frames: u64) -> OverheadFigures 
     let mut instances = grove_runtime::bench_support::Instances::load(library, modules).unwrap();
     let mut direct: Vec<bench_module::Bench> = (0..modules).map(|_| Default::default()).collect();
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .build()
         .unwrap();
@@ -360,7 +360,7 @@ impl Module for Recorder {
 /// Runs an engine at `fps` for `seconds`, recording each frame's start.
 pub fn pacing(fps: f64, seconds: f64) -> PacingFigures {
     let starts = Arc::new(Mutex::new(Vec::new()));
-    let mut engine = Engine::builder().fps(fps).build().unwrap();
+    let mut engine = Engine::builder().target_fps(fps).build().unwrap();
     engine
         .add_static("recorder", Recorder(Arc::clone(&starts)))
         .unwrap();
@@ -491,7 +491,7 @@ pub fn resources(staging: &Path) -> Resources {
     Resources {
         rss: resident * 4096,
         fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
-        mapped: grove_runtime::mapped_files_in(staging),
+        mapped: grove_runtime::bench_support::mapped_files_in(staging),
         staged: std::fs::read_dir(staging).unwrap().count(),
     }
 }

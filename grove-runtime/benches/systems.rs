@@ -80,7 +80,7 @@ impl Module for Light {
 
 fn engine<M: Module + Default>(strategy: Strategy, modules: usize) -> Engine {
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .strategy(strategy)
         .build()

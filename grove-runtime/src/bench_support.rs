@@ -2,6 +2,7 @@
 //! and the compatibility tests to play a host of another SDK version.
 
 pub use crate::ffi::host_log::set_test_api_size;
+pub use crate::ffi::maps::mapped_files_in;
 
 use std::path::Path;
 use std::sync::Arc;

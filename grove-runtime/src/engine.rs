@@ -121,8 +121,9 @@ impl Default for EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Target frame rate; 0 runs unpaced (as fast as the modules allow).
-    pub fn fps(mut self, fps: f64) -> Self {
+    /// Target frame rate (60 by default); 0 runs unpaced (as fast as the modules allow).
+    /// [`Engine::set_target_fps`] changes it later.
+    pub fn target_fps(mut self, fps: f64) -> Self {
         self.fps = fps;
         self
     }

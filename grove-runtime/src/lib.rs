@@ -17,7 +17,7 @@
 //! }
 //!
 //! # fn main() -> Result<(), grove_runtime::Error> {
-//! let mut engine = Engine::builder().fps(0.0).build()?; // unpaced; 60 FPS by default
+//! let mut engine = Engine::builder().target_fps(0.0).build()?; // unpaced; 60 FPS by default
 //! let events = engine.subscribe();
 //! // A module linked into the host. During development, load it from its library instead:
 //! // `engine.load_module("target/debug/libticker.so")?` or `engine.watch_crate("ticker")?`,
@@ -64,13 +64,12 @@ mod systems;
 mod watchdog;
 mod watcher;
 
-pub use builder::{BuildError, BuildEvent, BuildOptions};
+pub use builder::{BuildError, BuildOptions};
 pub use config::{ConfigLocation, ConfigOrigin};
 pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};
 pub use events::EngineEvent;
 pub use ffi::library::{HeaderInfo, Unmapped};
-pub use ffi::maps::mapped_files_in;
 pub use ffi::staging::Staging;
 pub use ffi::threads::LibraryThread;
 pub use health::{HealthReport, ModuleHealth};

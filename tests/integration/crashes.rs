@@ -25,7 +25,7 @@ fn child_run_rogue() {
         _ => grove_runtime::Strategy::Sequential,
     };
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .strategy(strategy)
         .build()
@@ -139,7 +139,7 @@ fn wait_for(
 fn child_stuck_call() {
     assert!(is_child());
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .call_limit(Some(Duration::from_millis(200)))
         .build()
@@ -208,7 +208,7 @@ fn ctrl_c_while_a_module_is_stuck_says_which_module() {
 fn child_stuck_until_stopped() {
     assert!(is_child());
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .build()
         .unwrap();
@@ -259,7 +259,7 @@ fn loading_through_a_symlink_watches_the_file_it_points_to() {
     std::fs::copy(counter("v1"), &real).unwrap();
     let link = link_dir.join("libcounter.so");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let mut engine = Engine::builder().fps(0.0).build().unwrap();
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let events = engine.subscribe();
     engine.load_module(&link).unwrap();
     engine.run_frames(2);
@@ -298,7 +298,7 @@ impl grove::Module for Slow {
 #[test]
 fn a_frame_far_over_its_budget_names_the_module_that_took_it() {
     let mut engine = Engine::builder()
-        .fps(60.0)
+        .target_fps(60.0)
         .watch_files(false)
         .build()
         .unwrap();

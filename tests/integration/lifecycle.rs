@@ -29,7 +29,7 @@ fn a_duplicate_name_is_refused_before_any_of_its_code_runs() {
 
 #[test]
 fn an_unloaded_module_is_gone_and_can_be_loaded_again() {
-    let mut engine = Engine::builder().fps(0.0).build().unwrap(); // watching its file
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap(); // watching its file
     let events = engine.subscribe();
     engine.load_module(counter("v1")).unwrap();
     engine.add_static("quick", Quick).unwrap();
@@ -85,7 +85,7 @@ fn a_panic_in_shutdown_is_returned_and_the_module_is_gone_all_the_same() {
 #[test]
 fn figures_stay_readable_after_run_returns() {
     let mut engine = Engine::builder()
-        .fps(200.0)
+        .target_fps(200.0)
         .watch_files(false)
         .build()
         .unwrap();

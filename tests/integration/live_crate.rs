@@ -79,7 +79,7 @@ fn edit(dir: &Path, source: &str) {
 #[test]
 fn a_failed_build_keeps_the_running_version_and_the_fix_reloads_with_state() {
     let dir = live_crate();
-    let mut engine = Engine::builder().fps(0.0).build().unwrap();
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let events = engine.subscribe();
     let options = BuildOptions {
         // The fixtures' target dir: grove-sdk and its dependencies are built there already.
@@ -146,7 +146,7 @@ fn a_failed_build_keeps_the_running_version_and_the_fix_reloads_with_state() {
 fn without_file_watching_a_rebuilt_crate_reloads_from_the_build() {
     let dir = live_crate();
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .build()
         .unwrap();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, Staging, Unmapped, mapped_files_in};
+use grove_runtime::bench_support::mapped_files_in;
+use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, Staging, Unmapped};
 
 use crate::support::{
     counter, counter_state, engine_on_copy, frame, open_fds_under, plain_cdylib, scratch_dir,

@@ -2,7 +2,8 @@
 //! refused reload leaves the old version running with its state.
 
 use grove::state::StateFormat;
-use grove_runtime::{Error, LoadedModule, Staging, Unmapped, mapped_files_in};
+use grove_runtime::bench_support::mapped_files_in;
+use grove_runtime::{Error, LoadedModule, Staging, Unmapped};
 
 use crate::support::{CounterState, counter, counter_state, frame, scratch_dir};
 

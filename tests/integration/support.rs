@@ -263,7 +263,7 @@ pub fn open_fds_under(dir: &Path) -> usize {
 /// tests drive reloads themselves.
 pub fn unpaced_engine() -> grove_runtime::Engine {
     grove_runtime::Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .build()
         .unwrap()
@@ -281,7 +281,10 @@ pub fn engine_on_copy(
 ) {
     let path = dir.join("libcounter.so");
     std::fs::copy(counter("v1"), &path).unwrap();
-    let mut engine = grove_runtime::Engine::builder().fps(fps).build().unwrap();
+    let mut engine = grove_runtime::Engine::builder()
+        .target_fps(fps)
+        .build()
+        .unwrap();
     let events = engine.subscribe();
     engine.load_module(&path).unwrap();
     (engine, events, path)

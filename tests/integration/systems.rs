@@ -85,7 +85,7 @@ fn add_probes(
 /// An unpaced engine that reloads only when told to.
 fn unpaced(default: Strategy) -> Engine {
     Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .watch_files(false)
         .strategy(default)
         .build()
@@ -388,7 +388,7 @@ fn a_watched_library_reloads_at_a_frame_boundary_under_threaded() {
     let dir = scratch_dir();
     let path = counter_copy(&dir);
     let mut engine = Engine::builder()
-        .fps(0.0)
+        .target_fps(0.0)
         .strategy(Strategy::Threaded)
         .build()
         .unwrap();

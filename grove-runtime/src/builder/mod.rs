@@ -1,7 +1,8 @@
 //! Building module crates with cargo, and rebuilding them in the background when their
 //! sources change, so that frames never wait for rustc.
 //!
-//! What the host sees is here: [`BuildOptions`], [`BuildEvent`] and [`BuildError`]. The work
+//! What the host sees is here: [`BuildOptions`] and [`BuildError`] (and, for the engine,
+//! [`BuildEvent`]). The work
 //! is split by job: [`cargo`] runs cargo on a crate ([`CrateBuilder`]) and collects its
 //! library and diagnostics, [`cargo_output`] reads what cargo prints, and [`watch`] watches
 //! the crate's sources and rebuilds it on a background thread ([`BuildWatch`]).
@@ -34,8 +35,7 @@ pub struct BuildOptions {
 
 /// What a background build reports, in order: `Started`, then `Finished` or `Failed`.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum BuildEvent {
+pub(crate) enum BuildEvent {
     /// A source changed and a build started.
     Started,
     /// The build succeeded; the library is at `artifact`.
