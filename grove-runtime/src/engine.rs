@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
 use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
 use crate::ffi::library::Unmapped;
@@ -94,6 +95,7 @@ pub struct EngineBuilder {
     allow_world_writable: Option<bool>,
     call_limit: Option<Duration>,
     crash_reports: bool,
+    console: bool,
 }
 
 /// The engine's default system, as the builder was told it. A strategy's system is made in
@@ -116,6 +118,7 @@ impl Default for EngineBuilder {
             allow_world_writable: None,
             call_limit: Some(DEFAULT_CALL_LIMIT),
             crash_reports: true,
+            console: true,
         }
     }
 }
@@ -202,6 +205,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether the engine prints its own short lines on stderr (builds and their progress,
+    /// compile errors, loads, reloads, refusals, panics) and loaded modules' log events
+    /// (`INFO` and above) while `tracing` would show nothing: no global subscriber set and
+    /// none scoped on the thread (default: yes). Once the host sets a subscriber, the
+    /// lines stop and everything goes through `tracing`.
+    pub fn console(mut self, print: bool) -> Self {
+        self.console = print;
+        self
+    }
+
     /// The engine. Fails if the staging directory cannot be made, or if two settings
     /// contradict each other.
     pub fn build(self) -> Result<Engine> {
@@ -227,7 +240,7 @@ impl EngineBuilder {
         if self.crash_reports {
             crate::ffi::crash::install();
         }
-        let subscribers = Subscribers::default();
+        let subscribers = Subscribers::new(Console::new(self.console));
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = self
             .call_limit
@@ -546,10 +559,11 @@ impl Engine {
             source: Arc::new(source),
         };
         let builder = CrateBuilder::new(dir, options).map_err(build_error)?;
-        tracing::info!(dir = %dir.display(), "building module crate");
-        let artifact = builder.build().map_err(build_error)?;
+        let artifact = builder
+            .build_reporting(self.subscribers.console())
+            .map_err(build_error)?;
         let name = self.load_module(&artifact)?;
-        let watch = builder.watch().map_err(build_error)?;
+        let watch = builder.watch(&artifact).map_err(build_error)?;
         if let Ok(hosted) = self.find_mut(&name) {
             hosted.build = Some(watch);
             hosted.crate_dir = Some(dir.to_owned());
@@ -633,12 +647,26 @@ impl Engine {
                                 module: name.to_owned(),
                             });
                         }
-                        BuildEvent::Finished { took, artifact } => {
-                            tracing::info!(module = %name, took_ms = took.as_millis() as u64, "rebuilt");
+                        BuildEvent::Finished {
+                            took,
+                            artifact,
+                            changed,
+                        } => {
+                            let took_ms = took.as_millis() as u64;
+                            if changed {
+                                tracing::info!(module = %name, took_ms, "rebuilt");
+                            } else {
+                                tracing::info!(module = %name, took_ms, "rebuilt; the library is unchanged, nothing to reload");
+                            }
                             // Without a file watcher, the build's own artifact is the news.
-                            if hosted.watcher.is_none() {
+                            if changed && hosted.watcher.is_none() {
                                 built.push(artifact);
                             }
+                            events.push(EngineEvent::BuildFinished {
+                                module: name.to_owned(),
+                                took,
+                                library_changed: changed,
+                            });
                         }
                         BuildEvent::Failed { error } => {
                             tracing::error!(module = %name, "build failed, the running version keeps going:\n{error}");

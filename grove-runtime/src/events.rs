@@ -11,6 +11,7 @@ use grove::{Health, HealthStatus};
 
 use crate::Unmapped;
 use crate::config::ConfigOrigin;
+use crate::console::Console;
 use crate::loaded::Reloaded;
 use crate::{Call, Error};
 
@@ -54,6 +55,18 @@ pub enum EngineEvent {
     BuildStarted {
         /// The module built from it.
         module: String,
+    },
+    /// A watched crate was rebuilt. When its library changed, the new version is swapped
+    /// in from its file (a [`EngineEvent::Reloaded`] or [`EngineEvent::ReloadRefused`]
+    /// follows, before or after this); otherwise there is nothing to reload.
+    BuildFinished {
+        /// The module built from it.
+        module: String,
+        /// How long cargo ran.
+        took: Duration,
+        /// Whether the library differs from the one the build before made (an edit of a
+        /// comment, or a file saved unchanged, usually leaves it as it was).
+        library_changed: bool,
     },
     /// A watched crate failed to build; the running version is kept.
     BuildFailed {
@@ -154,6 +167,21 @@ impl fmt::Display for EngineEvent {
                 write!(f, "module `{module}` panicked in frame {frame}: {error}")
             }
             EngineEvent::BuildStarted { module } => write!(f, "module `{module}`: rebuilding"),
+            EngineEvent::BuildFinished {
+                module,
+                took,
+                library_changed,
+            } => {
+                write!(
+                    f,
+                    "module `{module}`: rebuilt in {:.2} s",
+                    took.as_secs_f64()
+                )?;
+                if !library_changed {
+                    f.write_str(", the library is unchanged: nothing to reload")?;
+                }
+                Ok(())
+            }
             EngineEvent::BuildFailed { module, error } => {
                 write!(f, "module `{module}`: build failed: {error}")
             }
@@ -213,20 +241,38 @@ impl fmt::Display for EngineEvent {
 }
 
 /// The engine's subscribers, shared with the watchdog, which reports while the engine's
-/// thread is busy.
+/// thread is busy; and its console, which prints every event while `tracing` is silent.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Subscribers(Arc<Mutex<Vec<Sender<EngineEvent>>>>);
+pub(crate) struct Subscribers {
+    senders: Arc<Mutex<Vec<Sender<EngineEvent>>>>,
+    console: Console,
+}
 
 impl Subscribers {
+    pub(crate) fn new(console: Console) -> Self {
+        Self {
+            senders: Arc::default(),
+            console,
+        }
+    }
+
+    pub(crate) fn console(&self) -> Console {
+        self.console
+    }
+
     pub(crate) fn subscribe(&self) -> Receiver<EngineEvent> {
         let (tx, rx) = channel();
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
         rx
     }
 
     /// Sends `event` to every live subscriber, forgetting the ones that hung up.
     pub(crate) fn send(&self, event: EngineEvent) {
-        self.0
+        self.console.event(&event);
+        self.senders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|tx| tx.send(event.clone()).is_ok());

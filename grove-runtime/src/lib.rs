@@ -49,6 +49,7 @@
 pub mod bench_support;
 mod builder;
 mod config;
+mod console;
 mod engine;
 mod error;
 mod events;

@@ -183,7 +183,7 @@ impl StaticModule {
         let _call = self.calls.enter(Call::Health);
         catch_unwind(AssertUnwindSafe(|| module.health())).map_err(|payload| Error::Panicked {
             module: self.name.clone(),
-            path: "<static>".into(),
+            path: None,
             call: Call::Health,
             message: crate::error::panic_message(&*payload),
         })

@@ -3,6 +3,7 @@
 
 mod boundary;
 mod config;
+mod console;
 mod crashes;
 mod engine;
 mod faults;

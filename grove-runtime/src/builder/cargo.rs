@@ -6,16 +6,20 @@
 //! kill the cargo that is running.
 
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use super::cargo_output::{cargo_error, parse_manifest, read_messages, same_file};
+use super::cargo_output::{cargo_error, parse_manifest, parse_progress, read_messages, same_file};
 use super::watch::BuildWatch;
 use super::{BuildError, BuildOptions};
+use crate::console::Console;
+
+/// Told, from another thread, how many of a build's units are built out of how many.
+pub(super) type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Builds one module crate with cargo.
 #[derive(Clone, Debug)]
@@ -80,16 +84,44 @@ impl CrateBuilder {
     }
 
     /// Builds the crate, blocking, and returns its cdylib's path.
+    #[cfg(test)]
     pub(crate) fn build(&self) -> Result<PathBuf, BuildError> {
-        self.run(None)
+        self.run(None, None)
     }
 
-    /// Starts watching the crate's sources and rebuilding it in the background.
-    pub(crate) fn watch(self) -> Result<BuildWatch, BuildError> {
-        BuildWatch::start(self)
+    /// As [`CrateBuilder::build`], saying so in `tracing` and on `console`: that the build
+    /// starts, how far it is (crates built out of the total, from cargo's own count), and
+    /// how long it took. A first build compiles every dependency: many seconds.
+    pub(crate) fn build_reporting(&self, console: Console) -> Result<PathBuf, BuildError> {
+        let started = Instant::now();
+        tracing::info!(krate = %self.package, dir = %self.dir.display(), "building module crate");
+        console.line(format_args!(
+            "building module crate `{}` ({})",
+            self.package,
+            self.dir.display()
+        ));
+        let progress = console.progress(&self.package);
+        let result = self.run(None, Some(&|done, total| progress.update(done, total)));
+        progress.finish();
+        if result.is_ok() {
+            let took = started.elapsed();
+            tracing::info!(krate = %self.package, took_ms = took.as_millis() as u64, "module crate built");
+            console.line(format_args!(
+                "built `{}` in {:.1} s",
+                self.package,
+                took.as_secs_f64()
+            ));
+        }
+        result
     }
 
-    fn command(&self) -> Command {
+    /// Starts watching the crate's sources, as the build of `artifact` used them, and
+    /// rebuilding it in the background.
+    pub(crate) fn watch(self, artifact: &Path) -> Result<BuildWatch, BuildError> {
+        BuildWatch::start(self, artifact)
+    }
+
+    fn command(&self, progress: bool) -> Command {
         let mut command = Command::new(&self.cargo);
         command
             .current_dir(&self.dir)
@@ -114,6 +146,13 @@ impl CrateBuilder {
                 .arg("--features")
                 .arg(self.options.features.join(","));
         }
+        if progress {
+            // cargo counts units on its progress bar, which it draws on a terminal only
+            // unless told to.
+            command
+                .env("CARGO_TERM_PROGRESS_WHEN", "always")
+                .env("CARGO_TERM_PROGRESS_WIDTH", "100");
+        }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -121,18 +160,22 @@ impl CrateBuilder {
         command
     }
 
-    /// Runs cargo. With `cancel`, the running cargo can be killed from another thread.
-    pub(super) fn run(&self, cancel: Option<&Cancel>) -> Result<PathBuf, BuildError> {
+    /// Runs cargo. With `cancel`, the running cargo can be killed from another thread; with
+    /// `progress`, it is told how far the build is.
+    pub(super) fn run(
+        &self,
+        cancel: Option<&Cancel>,
+        progress: Option<Progress<'_>>,
+    ) -> Result<PathBuf, BuildError> {
         let started = Instant::now();
         tracing::debug!(krate = %self.package, dir = %self.dir.display(), "building crate");
-        let mut child = self
-            .command()
-            .spawn()
-            .map_err(|source| BuildError::CargoUnavailable {
+        let mut child = self.command(progress.is_some()).spawn().map_err(|source| {
+            BuildError::CargoUnavailable {
                 cargo: self.cargo.clone(),
                 dir: self.dir.clone(),
                 source,
-            })?;
+            }
+        })?;
         let lost_output = |source| BuildError::CargoOutput {
             krate: self.package.clone(),
             source,
@@ -156,10 +199,7 @@ impl CrateBuilder {
         let (output, stderr_text) = std::thread::scope(|scope| {
             let stderr_reader = std::thread::Builder::new()
                 .name("grove-cargo-stderr".into())
-                .spawn_scoped(scope, move || {
-                    let mut text = String::new();
-                    stderr.read_to_string(&mut text).map(|_| text)
-                });
+                .spawn_scoped(scope, move || read_stderr(&mut stderr, progress));
             let output = read_messages(stdout);
             let stderr_text = match stderr_reader {
                 Ok(reader) => reader.join().unwrap_or_else(|_| Ok(String::new())),
@@ -218,6 +258,54 @@ impl CrateBuilder {
     }
 }
 
+/// Reads cargo's stderr to its end: its text, without the progress bar, which goes to
+/// `progress` instead (each count once). The bar is redrawn after a carriage return, so
+/// lines are split at both line ends, and read as they come.
+fn read_stderr(stderr: &mut impl Read, progress: Option<Progress<'_>>) -> io::Result<String> {
+    let mut text = String::new();
+    let mut last = None;
+    let mut segment = Vec::new();
+    let mut end_segment = |segment: &mut Vec<u8>| {
+        let line = String::from_utf8_lossy(segment);
+        match parse_progress(&line) {
+            Some(count) => {
+                if last != Some(count)
+                    && let Some(progress) = progress
+                {
+                    progress(count.0, count.1);
+                }
+                last = Some(count);
+            }
+            None if line.trim().is_empty() => {}
+            None => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        segment.clear();
+    };
+    let mut reader = BufReader::new(stderr);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let len = chunk.len();
+        for &byte in chunk {
+            if byte == b'\n' || byte == b'\r' {
+                end_segment(&mut segment);
+            } else {
+                segment.push(byte);
+            }
+        }
+        reader.consume(len);
+    }
+    end_segment(&mut segment);
+    Ok(text)
+}
+
 /// Lets [`BuildWatch`]'s drop kill the cargo its thread is waiting on.
 #[derive(Debug, Default)]
 pub(super) struct Cancel {
@@ -267,6 +355,24 @@ mod tests {
         let bytes = std::fs::read(&artifact).unwrap();
         crate::ffi::elf::check_complete(&bytes).unwrap();
         assert!(has_mark(&artifact, 1));
+    }
+
+    #[test]
+    fn stderr_progress_is_told_apart_from_text() {
+        let stderr = "   Compiling a v0.1.0\n    Building [>   ] 1/16: a, b   \r    \
+                      Building [=>  ] 2/16: b\r                \r   Compiling b v0.1.0\n\
+                      \r    Building [=>  ] 2/16: b\rerror: could not compile `b`\n";
+        let seen = Mutex::new(Vec::new());
+        let text = read_stderr(
+            &mut stderr.as_bytes(),
+            Some(&|done, total| seen.lock().unwrap().push((done, total))),
+        )
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), [(1, 16), (2, 16)]);
+        assert_eq!(
+            text,
+            "   Compiling a v0.1.0\n   Compiling b v0.1.0\nerror: could not compile `b`\n"
+        );
     }
 
     #[test]

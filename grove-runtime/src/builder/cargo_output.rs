@@ -109,6 +109,16 @@ impl Messages {
     }
 }
 
+/// `(built, total)` from a line of cargo's progress bar
+/// (`    Building [===>     ] 12/40: serde, syn`).
+pub(crate) fn parse_progress(line: &str) -> Option<(usize, usize)> {
+    let bar = line.trim_start().strip_prefix("Building [")?;
+    let (_, counts) = bar.split_once("] ")?;
+    let counts = counts.split(':').next()?.trim();
+    let (done, total) = counts.split_once('/')?;
+    Some((done.parse().ok()?, total.parse().ok()?))
+}
+
 /// cargo's own error, when it failed without a compiler error (a bad Cargo.toml, a
 /// dependency that cannot be fetched...): its stderr from the first `error` on.
 pub(crate) fn cargo_error(stderr: &str, status: Option<std::process::ExitStatus>) -> String {
@@ -217,6 +227,17 @@ mod tests {
             messages.cdylibs,
             [(PathBuf::from("/c/Cargo.toml"), PathBuf::from("/t/libc.so"))]
         );
+    }
+
+    #[test]
+    fn progress_lines_are_read() {
+        assert_eq!(
+            parse_progress("    Building [===>     ] 12/40: serde, syn   "),
+            Some((12, 40))
+        );
+        assert_eq!(parse_progress("    Building [====] 40/40"), Some((40, 40)));
+        assert_eq!(parse_progress("   Compiling serde v1.0.0"), None);
+        assert_eq!(parse_progress("    Building [==] a/b: x"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod cargo;
 mod cargo_output;
+mod dep_info;
 #[cfg(test)]
 mod test_crate;
 mod watch;
@@ -44,6 +45,9 @@ pub(crate) enum BuildEvent {
         artifact: PathBuf,
         /// How long cargo ran.
         took: Duration,
+        /// Whether the library differs from the one the build before made: a build after an
+        /// edit that changes no code (a comment, a touched file) leaves it as it was.
+        changed: bool,
     },
     /// The build failed. The library from the last successful build is still in place.
     Failed {

@@ -1,12 +1,16 @@
 //! [`BuildWatch`]: watches a module crate's sources and rebuilds it on a background thread.
 //!
 //! The watch covers `src/` (recursively), `Cargo.toml`, `build.rs` and `.rs` files next to
-//! `Cargo.toml`; editors' temporary files are ignored. A burst of events (an editor saves in
-//! several writes) starts one build once [`QUIET`] has passed without another; changes made
-//! while a build runs queue exactly one more.
+//! `Cargo.toml`, and every other source file the last build used, as cargo's dep-info file
+//! lists them (path dependencies, other workspace members) with their crates' `Cargo.toml`;
+//! editors' temporary files are ignored. A burst of events (an editor saves in several
+//! writes) starts one build once [`QUIET`] has passed without another; changes made while a
+//! build runs queue exactly one more. A build whose library is byte for byte the one before
+//! says so ([`BuildEvent::Finished`]'s `changed`).
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,7 +19,7 @@ use notify::event::{AccessKind, AccessMode, CreateKind, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::cargo::{Cancel, CrateBuilder};
-use super::{BuildError, BuildEvent};
+use super::{BuildError, BuildEvent, dep_info};
 
 /// How long the sources must stay unchanged before a rebuild starts.
 pub(crate) const QUIET: Duration = Duration::from_millis(50);
@@ -35,8 +39,9 @@ impl BuildWatch {
         self.events.try_recv().ok()
     }
 
-    /// Starts watching `builder`'s crate and rebuilding it in the background.
-    pub(super) fn start(builder: CrateBuilder) -> Result<Self, BuildError> {
+    /// Starts watching `builder`'s crate, last built as `artifact`, and rebuilding it in the
+    /// background.
+    pub(super) fn start(builder: CrateBuilder, artifact: &Path) -> Result<Self, BuildError> {
         let (signals, receiver) = mpsc::channel();
         let events = signals.clone();
         let watch_error = |dir: &Path| {
@@ -65,7 +70,11 @@ impl BuildWatch {
             events: sender,
             cancel: Arc::clone(&cancel),
             watcher,
+            sources: BTreeSet::new(),
+            watched: BTreeSet::new(),
+            last_hash: hash_file(artifact),
         };
+        rebuilder.watch_sources_of(artifact);
         let thread = std::thread::Builder::new()
             .name("grove-crate-builder".into())
             .spawn(move || rebuilder.run())
@@ -105,6 +114,20 @@ struct Rebuilder {
     events: mpsc::Sender<BuildEvent>,
     cancel: Arc<Cancel>,
     watcher: RecommendedWatcher,
+    /// Source files outside the crate's own that the last build used, and their crates'
+    /// `Cargo.toml`.
+    sources: BTreeSet<PathBuf>,
+    /// The directories watched for them.
+    watched: BTreeSet<PathBuf>,
+    /// The last library built, hashed, to tell a build that changed nothing.
+    last_hash: Option<u64>,
+}
+
+/// The hash of the file at `path`; `None` if it cannot be read.
+fn hash_file(path: &Path) -> Option<u64> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 /// Whether the thread goes on.
@@ -131,15 +154,23 @@ impl Rebuilder {
                 }
                 let _ = self.events.send(BuildEvent::Started);
                 let started = Instant::now();
-                let result = self.builder.run(Some(&self.cancel));
+                let result = self.builder.run(Some(&self.cancel), None);
                 if self.cancel.stopped() {
                     return;
                 }
                 let event = match result {
-                    Ok(artifact) => BuildEvent::Finished {
-                        artifact,
-                        took: started.elapsed(),
-                    },
+                    Ok(artifact) => {
+                        let took = started.elapsed();
+                        let hash = hash_file(&artifact);
+                        let changed = hash.is_none() || hash != self.last_hash;
+                        self.last_hash = hash;
+                        self.watch_sources_of(&artifact);
+                        BuildEvent::Finished {
+                            artifact,
+                            took,
+                            changed,
+                        }
+                    }
                     Err(error) => BuildEvent::Failed { error },
                 };
                 let _ = self.events.send(event);
@@ -156,6 +187,51 @@ impl Rebuilder {
                 }
             }
         }
+    }
+
+    /// Adds the source files the build of `artifact` used to the watch: their directories,
+    /// and the `Cargo.toml` of the crate each belongs to. Files of the crate's own
+    /// directory are watched already.
+    fn watch_sources_of(&mut self, artifact: &Path) {
+        let used = match dep_info::sources(artifact, &self.builder.dir) {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::debug!(artifact = %artifact.display(), error = %e, "no dep-info file: watching the crate's own sources only");
+                return;
+            }
+        };
+        let mut manifests = BTreeSet::new();
+        for file in used {
+            if file.starts_with(&self.builder.dir) {
+                continue;
+            }
+            if let Some(manifest) = file
+                .ancestors()
+                .skip(1)
+                .map(|dir| dir.join("Cargo.toml"))
+                .find(|manifest| manifest.is_file())
+            {
+                manifests.insert(manifest);
+            }
+            self.sources.insert(file);
+        }
+        self.sources.extend(manifests);
+        let dirs: BTreeSet<PathBuf> = self
+            .sources
+            .iter()
+            .filter_map(|file| file.parent().map(Path::to_owned))
+            .collect();
+        for dir in dirs.difference(&self.watched.clone()) {
+            match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory of the crate's dependencies; edits there do not rebuild");
+                }
+            }
+        }
+        tracing::debug!(dir = %self.builder.dir.display(), files = self.sources.len(), dirs = self.watched.len(), "watching the sources the build used");
     }
 
     /// Waits until no source has changed for [`QUIET`].
@@ -208,10 +284,11 @@ impl Rebuilder {
             | EventKind::Other => true,
         };
         writes
-            && event
-                .paths
-                .iter()
-                .any(|path| is_source(&self.builder.dir, path))
+            && event.paths.iter().any(|path| {
+                is_source(&self.builder.dir, path)
+                    || (self.sources.contains(path)
+                        && !path.file_name().is_some_and(is_editor_temp))
+            })
     }
 }
 
@@ -289,7 +366,7 @@ mod tests {
         let first = builder.build().unwrap();
         let loaded = xxhash_rust::xxh3::xxh3_64(&std::fs::read(&first).unwrap());
         let library = LibraryWatcher::new(&first, loaded).unwrap();
-        let watch = builder.watch().unwrap();
+        let watch = builder.watch(&first).unwrap();
 
         // An edit: rebuilt, and the library watcher sees the new file once.
         crate_.write_lib(&lib_rs(2));

@@ -16,6 +16,9 @@
 //! whose answers are older is told to ask again before it next runs. Whether an event
 //! above that level is recorded is asked of the calling thread's subscriber every time
 //! (see [`HostCallsite::enabled`]).
+//!
+//! While the host's `tracing` records nothing and its engine prints grove's own lines
+//! ([`crate::console`]), events at `INFO` and above are printed there instead.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -113,11 +116,24 @@ static INTEREST_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// after it has told every callsite (and so bumped the counter), and a library that asked
 /// in between must ask again.
 pub(crate) fn interest_epoch() -> u64 {
-    let level = match tracing_core::LevelFilter::current().into_level() {
+    let level = match max_level() {
         None => 0,
         Some(level) => 1 + level_to_raw(level) as u64,
     };
     INTEREST_EPOCH.load(Ordering::Relaxed) << 3 | level
+}
+
+/// The most verbose level shown: the host's, or the console's while it prints module logs.
+fn max_level() -> Option<Level> {
+    let host = tracing_core::LevelFilter::current();
+    if crate::console::module_logs_shown() {
+        return host
+            .max(tracing_core::LevelFilter::from_level(
+                crate::console::MODULE_LEVEL,
+            ))
+            .into_level();
+    }
+    host.into_level()
 }
 
 fn level_to_raw(level: Level) -> u32 {
@@ -304,7 +320,10 @@ unsafe extern "C" fn log_enabled(ctx: *const c_void, meta: &LogMetadata) -> bool
         // while the library is loaded; `meta` is valid for this call.
         let log = unsafe { &*ctx.cast::<ModuleLog>() };
         // SAFETY: as above.
-        unsafe { log.callsite(meta) }.enabled()
+        let callsite = unsafe { log.callsite(meta) };
+        callsite.enabled()
+            || (level_from_raw(meta.level()) <= crate::console::MODULE_LEVEL
+                && crate::console::module_logs_shown())
     }))
     .unwrap_or(false)
 }
@@ -317,9 +336,7 @@ unsafe extern "C" fn log_register(_ctx: *const c_void, _meta: &LogMetadata) -> u
 }
 
 unsafe extern "C" fn log_max_level(_ctx: *const c_void) -> u32 {
-    tracing_core::LevelFilter::current()
-        .into_level()
-        .map_or(0, level_to_raw)
+    max_level().map_or(0, level_to_raw)
 }
 
 /// A field value from a module, as the host records it.
@@ -355,6 +372,9 @@ unsafe extern "C" fn log_event(
             .map(|f| unsafe { (utf8(&f.name), decode(f)) })
             .collect();
         emit(callsite, &log.module, &values);
+        if crate::console::module_logs_shown() {
+            print(callsite, &log.module, &values);
+        }
     }));
 }
 
@@ -380,6 +400,37 @@ unsafe fn decode<'a>(field: &LogField) -> HostValue<'a> {
         _ => HostValue::Debug(unsafe { utf8(&v.text) }),
     }
 }
+
+/// Prints a module's event on the console (see [`crate::console`]).
+fn print(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValue<'_>)]) {
+    let level = *callsite.metadata().level();
+    if level > crate::console::MODULE_LEVEL {
+        return;
+    }
+    let shown: Vec<(&str, String)> = values
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                HostValue::I64(v) => v.to_string(),
+                HostValue::U64(v) => v.to_string(),
+                HostValue::F64(v) => v.to_string(),
+                HostValue::Bool(v) => v.to_string(),
+                HostValue::Str(v) if *name == MESSAGE_FIELD => (*v).to_owned(),
+                HostValue::Str(v) => format!("{v:?}"),
+                HostValue::Debug(v) => (*v).to_owned(),
+            };
+            (*name, text)
+        })
+        .collect();
+    let fields: Vec<(&str, &dyn std::fmt::Display)> = shown
+        .iter()
+        .map(|(name, text)| (*name, text as &dyn std::fmt::Display))
+        .collect();
+    crate::console::module_event(level, module, &fields);
+}
+
+/// The name `tracing` gives an event's message.
+const MESSAGE_FIELD: &str = "message";
 
 fn emit(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValue<'_>)]) {
     let meta = callsite.metadata();
