@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use grove_runtime::{BuildOptions, Engine, EngineEvent, Error};
 
-use crate::support::{fixture_target_dir, scratch_dir, workspace_root};
+use crate::support::{fixture_target_dir, run_child, scratch_dir, workspace_root};
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
@@ -176,4 +176,178 @@ fn without_file_watching_a_rebuilt_crate_reloads_from_the_build() {
     );
     drop(engine);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// A workspace of two crates: the module, and a helper crate it depends on by path that
+/// holds its logic (`helper::step`). The helper's build script takes two seconds, so the
+/// first build lasts long enough for cargo to count its progress.
+fn split_workspace() -> PathBuf {
+    let root = scratch_dir().join("split");
+    let sdk = workspace_root().join("grove-sdk");
+    let files = [
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"module\", \"helper\"]\nresolver = \"3\"\n".to_owned(),
+        ),
+        (
+            "module/Cargo.toml",
+            format!(
+                "[package]\nname = \"live-split\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+                 [lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n\
+                 [dependencies]\ngrove-sdk = {{ path = {:?} }}\nhelper = {{ path = \"../helper\" }}\n",
+                sdk.display().to_string()
+            ),
+        ),
+        (
+            "module/src/lib.rs",
+            "use grove::prelude::*;\n\n\
+             #[grove::module]\n#[derive(Default)]\npub struct Split {\n    count: u64,\n    total: u64,\n}\n\n\
+             impl Module for Split {\n    fn process(&mut self, _ctx: &mut Context) {\n        \
+             self.count += 1;\n        self.total += helper::step();\n    }\n}\n"
+                .to_owned(),
+        ),
+        (
+            "helper/Cargo.toml",
+            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2024\"\n".to_owned(),
+        ),
+        (
+            "helper/build.rs",
+            "fn main() {\n    println!(\"cargo::rerun-if-changed=build.rs\");\n    \
+             std::thread::sleep(std::time::Duration::from_secs(2));\n}\n"
+                .to_owned(),
+        ),
+        ("helper/src/lib.rs", helper_source("1")),
+    ];
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::copy(workspace_root().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    root
+}
+
+fn helper_source(step: &str) -> String {
+    format!("pub fn step() -> u64 {{\n    {step}\n}}\n")
+}
+
+#[test]
+#[ignore = "run in a child process by the test of the same name without `child_`"]
+fn child_a_path_dependency_is_watched_and_every_build_ends_in_an_event() {
+    let root = split_workspace();
+    // No tracing subscriber: the engine prints its own lines, which the parent reads.
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
+    let events = engine.subscribe();
+    let options = BuildOptions {
+        target_dir: Some(fixture_target_dir()),
+        ..BuildOptions::default()
+    };
+    let name = engine
+        .watch_crate_with(root.join("module"), options)
+        .unwrap();
+    assert_eq!(name, "split");
+    engine.run_frames(3);
+
+    // An edit of the helper crate alone rebuilds and reloads the module: the build's end
+    // and the reload arrive, in either order.
+    let helper = root.join("helper");
+    edit(&helper, &helper_source("10"));
+    let limit = Duration::from_secs(300);
+    let (mut built, mut reloaded) = (None, false);
+    step_until_event(&mut engine, &events, limit, |e| {
+        match e {
+            EngineEvent::BuildFinished {
+                library_changed, ..
+            } => built = Some(*library_changed),
+            EngineEvent::Reloaded(r) => reloaded = r.generation == 2,
+            _ => {}
+        }
+        (built.is_some() && reloaded).then_some(())
+    });
+    assert_eq!(built, Some(true), "the library changed");
+    let before: LiveState = engine.module_state(&name).unwrap();
+    engine.run_frames(2);
+    let after: LiveState = engine.module_state(&name).unwrap();
+    assert_eq!(
+        after.total - before.total,
+        20,
+        "the new helper runs: {before:?} then {after:?}"
+    );
+
+    // A build that changes nothing says so.
+    let manifest = root.join("module/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text + "# a comment\n").unwrap();
+    let changed = step_until_event(&mut engine, &events, limit, |e| match e {
+        EngineEvent::BuildFinished {
+            library_changed, ..
+        } => Some(*library_changed),
+        _ => None,
+    });
+    assert!(
+        !changed,
+        "a comment in Cargo.toml leaves the library as it was"
+    );
+
+    // A compile error in the helper is reported, and the running version keeps going.
+    edit(&helper, &helper_source("10 +"));
+    step_until_event(&mut engine, &events, limit, |e| match e {
+        EngineEvent::BuildFailed { .. } => Some(()),
+        _ => None,
+    });
+    // And a panic in the helper's new code is contained.
+    edit(
+        &helper,
+        "pub fn step() -> u64 {\n    panic!(\"helper gave up\")\n}\n",
+    );
+    step_until_event(&mut engine, &events, limit, |e| match e {
+        EngineEvent::Panicked { .. } => Some(()),
+        _ => None,
+    });
+    drop(engine);
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
+    println!("CHILD OK");
+}
+
+#[test]
+fn a_path_dependency_is_watched_and_every_build_ends_in_an_event() {
+    let out = run_child(
+        "live_crate::child_a_path_dependency_is_watched_and_every_build_ends_in_an_event",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("CHILD OK"),
+        "{:?}\nstderr: {stderr}",
+        out.status
+    );
+    let printed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("grove: "))
+        .collect();
+    let printed = printed.join("\n");
+    for expected in [
+        "grove: building module crate `live-split`",
+        "grove: building live-split: ",
+        "grove: built `live-split` in ",
+        "grove: module `split` loaded from ",
+        "grove: module `split`: rebuilding",
+        "grove: module `split` reloaded: generation 2",
+        "grove: module `split`: rebuilt in ",
+        "the library is unchanged: nothing to reload",
+        "grove: module `split`: build failed, the running version keeps going:",
+        "grove: module `split` panicked in frame ",
+    ] {
+        assert!(printed.contains(expected), "no {expected:?} in:\n{printed}");
+    }
+    let progress = printed
+        .lines()
+        .find(|l| l.starts_with("grove: building live-split: "))
+        .unwrap();
+    assert!(
+        progress.ends_with(" crates") && progress.contains('/'),
+        "{progress}"
+    );
+    // rustc's diagnostic, naming the helper's file.
+    assert!(stderr.contains("helper/src/lib.rs"), "{stderr}");
 }
