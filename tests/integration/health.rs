@@ -136,7 +136,7 @@ fn a_faulted_module_is_failed_with_its_panic_and_reload_figures() {
 
 #[test]
 fn health_stays_readable_after_the_engine_stops() {
-    let mut engine = Engine::builder().fps(0.0).build().unwrap();
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     engine.load_module(tuned("v1")).unwrap();
     engine.configure("tuned", &json!({"step": 500})).unwrap();
     let stop = engine.stop_handle();
