@@ -31,10 +31,14 @@ fn run() -> Result<(), grove_runtime::Error> {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hello-module");
     let mut engine = Engine::new()?;
     let events = engine.subscribe();
+    // Its config, applied before the module's first `init` and again on every save.
+    let config = crate_dir.join("hello.toml");
+    engine.config_file("hello", &config)?;
     let name = engine.watch_crate(&crate_dir)?;
     println!(
-        "\nrunning `{name}` at 60 FPS. Edit {} and save to reload it live; Ctrl-C to stop.\n",
-        crate_dir.join("src/lib.rs").display()
+        "\nrunning `{name}` at 60 FPS. Edit {} or {} and save to reload it live; Ctrl-C to stop.\n",
+        crate_dir.join("src/lib.rs").display(),
+        config.display()
     );
     let mut last_status = Instant::now();
     let mut last_reload: Option<Duration> = None;
@@ -51,8 +55,11 @@ fn run() -> Result<(), grove_runtime::Error> {
         let stats = engine.stats();
         let state = engine.module_state::<hello_module::Hello>(&name);
         let generation = engine.generation(&name).unwrap_or(0);
+        let step = engine.config(&name).map_or_else(|_| "?".to_owned(), |c| c["step"].to_string());
+        let health = engine.health();
+        let status = health.module(&name).map_or_else(|| "?".to_owned(), |m| m.status().to_string());
         println!(
-            "frame {:>6} | {:>6.2} fps | {name} generation {generation} | count {} | last reload {}",
+            "frame {:>6} | {:>6.2} fps | {name} generation {generation} | count {} (step {step}) | {status} | last reload {}",
             stats.frames,
             stats.recent_fps,
             state.map_or_else(|e| format!("? ({e})"), |s| s.count.to_string()),

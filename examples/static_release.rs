@@ -10,7 +10,9 @@ use grove_runtime::Engine;
 fn main() -> Result<(), grove_runtime::Error> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let mut engine = Engine::builder().target_fps(0.0).build()?;
-    engine.add_static("hello", hello_module::Hello::default())?;
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hello-module/hello.toml");
+    engine.config_file("hello", config)?;
+    engine.add_static_configured("hello", hello_module::Hello::default())?;
     engine.run_frames(1_000);
     let stats = engine.stats();
     println!(
