@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use grove::abi::FrameInfo;
-use grove::{Configure, HealthStatus, Module};
+use grove::{Backpressure, Configure, HealthStatus, Module};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
+use crate::bus::{Bus, Inbox, ModuleBus};
 use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -72,6 +73,7 @@ pub struct Engine {
     shut_down_health: Vec<ModuleHealth>,
     /// The module whose health is asked next, one a frame.
     health_cursor: usize,
+    bus: Bus,
 }
 
 /// A module's config file and the text last read from it.
@@ -264,6 +266,7 @@ impl EngineBuilder {
             config_watcher: None,
             shut_down_health: Vec::new(),
             health_cursor: 0,
+            bus: Bus::default(),
         })
     }
 }
@@ -414,19 +417,26 @@ impl Engine {
 
     fn load(&mut self, path: &Path, strategy: Option<Strategy>) -> Result<String> {
         let frame = self.frame_info(Instant::now());
+        // Its first `init` may subscribe and publish: its end of the bus comes first.
+        let mut bus = ModuleBus::new("");
+        bus.begin_init();
         // The name is checked from the library's header, before any of its code runs.
-        let module = LoadedModule::load_admitted(
-            path,
-            &self.staging,
-            &frame,
-            &|header| self.check_new_name(&header.module_name),
-            &|calls| {
-                if let Some(watchdog) = &self.watchdog {
-                    watchdog.watch(calls);
-                }
-            },
-            &|name| self.initial_config(name),
-        )?;
+        let loaded = crate::bus::lend(&mut bus, || {
+            LoadedModule::load_admitted(
+                path,
+                &self.staging,
+                &frame,
+                &|header| self.check_new_name(&header.module_name),
+                &|calls| {
+                    if let Some(watchdog) = &self.watchdog {
+                        watchdog.watch(calls);
+                    }
+                },
+                &|name| self.initial_config(name),
+            )
+        });
+        bus.end_init(loaded.is_ok());
+        let module = loaded?;
         let name = module.name().to_owned();
         let watcher = if self.watch_files {
             Some(
@@ -440,7 +450,7 @@ impl Engine {
         } else {
             None
         };
-        let mut hosted = HostedModule::new(Kind::Loaded(Box::new(module)));
+        let mut hosted = HostedModule::with_bus(Kind::Loaded(Box::new(module)), bus);
         hosted.watcher = watcher;
         hosted.strategy = strategy;
         self.systems.prepare(strategy);
@@ -522,8 +532,13 @@ impl Engine {
             watchdog.watch(module.calls());
         }
         module.apply_config(&self.initial_config(&name)?)?;
-        module.init(&self.frame_info(Instant::now()))?;
-        let mut hosted = HostedModule::new(Kind::Static(module));
+        let mut bus = ModuleBus::new(&name);
+        bus.begin_init();
+        let frame = self.frame_info(Instant::now());
+        let initialised = crate::bus::lend(&mut bus, || module.init(&frame));
+        bus.end_init(initialised.is_ok());
+        initialised?;
+        let mut hosted = HostedModule::with_bus(Kind::Static(module), bus);
         hosted.strategy = strategy;
         self.systems.prepare(strategy);
         self.push(hosted);
@@ -581,7 +596,7 @@ impl Engine {
             });
         };
         let path = module.path().to_owned();
-        let result = module.reload(&path, &frame);
+        let result = hosted.reload(&path, None, &frame).expect("a loaded module");
         self.reload_done(name, result.clone());
         result
     }
@@ -695,10 +710,9 @@ impl Engine {
                 });
             }
             if let Some(artifact) = built.pop()
-                && let Some(module) = hosted.loaded_mut()
+                && let Some(result) = hosted.reload(&artifact, None, frame)
             {
-                let name = module.name().to_owned();
-                reloads.push((name, module.reload(&artifact, frame)));
+                reloads.push((hosted.name().to_owned(), result));
             }
             // Nothing above allocates unless something happened: this runs for every
             // module, every frame.
@@ -712,8 +726,12 @@ impl Engine {
             if new.snapshot.hash == module.content_hash() {
                 continue;
             }
-            let result = module.reload_from(&new.path, Some(new.snapshot), frame);
-            if result.is_err() {
+            let result = hosted
+                .reload(&new.path, Some(new.snapshot), frame)
+                .expect("a loaded module");
+            if result.is_err()
+                && let Some(module) = hosted.loaded_mut()
+            {
                 let running = module.content_hash();
                 if let Some(watcher) = &hosted.watcher {
                     watcher.retry_refused(running);
@@ -978,7 +996,10 @@ impl Engine {
         self.clock.frame_started(start);
         let frame = self.frame_info(start);
         self.apply_pending(&frame);
+        self.bus.route_host(&mut self.modules);
         let failures = self.systems.run_frame(&mut self.modules, &frame);
+        self.bus.route_modules(&mut self.modules);
+        self.report_bus_problems();
         for (index, error) in failures {
             self.modules[index].health.last_error = Some(error.to_string());
             let module = self.modules[index].name().to_owned();
@@ -1026,6 +1047,66 @@ impl Engine {
         };
         tracing::warn!("{event}");
         self.subscribers.send(event);
+    }
+
+    fn report_bus_problems(&mut self) {
+        if self.modules.iter().all(|m| m.bus.problems.is_empty()) {
+            return;
+        }
+        for reported in self.bus.take_problems(&mut self.modules) {
+            let event = EngineEvent::MessageProblem {
+                module: reported.module,
+                topic: reported.topic,
+                problem: reported.problem,
+            };
+            if reported.log {
+                tracing::warn!("{event}");
+            }
+            self.subscribers.send(event);
+        }
+    }
+
+    /// Publishes `message` on `topic` from the host: subscribed modules receive it in the
+    /// next frame (their `ctx.messages()`), with `host` as its publisher.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct KeyPressed { code: u32 }
+    /// # fn f(engine: &mut grove_runtime::Engine) -> grove_runtime::Result<()> {
+    /// engine.publish("input:key", &KeyPressed { code: 32 })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn publish<T: Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        topic: &str,
+        message: &T,
+    ) -> Result<()> {
+        self.bus
+            .publish(topic, message)
+            .map_err(|source| Error::Bus { source })
+    }
+
+    /// An inbox for the messages on topics matching `pattern` (`render:*`, `score:**`):
+    /// each frame's messages arrive after that frame, for the host to drain. Holds up to
+    /// [`DEFAULT_CAPACITY`](grove::bus::DEFAULT_CAPACITY) messages, dropping the oldest;
+    /// dropping the inbox ends the subscription.
+    pub fn subscribe_topic(&mut self, pattern: &str) -> Result<Inbox> {
+        self.subscribe_topic_with(
+            pattern,
+            Backpressure::DropOldest,
+            grove::bus::DEFAULT_CAPACITY,
+        )
+    }
+
+    /// As [`Engine::subscribe_topic`], with what a full inbox does and its capacity.
+    pub fn subscribe_topic_with(
+        &mut self,
+        pattern: &str,
+        backpressure: Backpressure,
+        capacity: usize,
+    ) -> Result<Inbox> {
+        self.bus
+            .subscribe(pattern, backpressure, capacity)
+            .map_err(|source| Error::Bus { source })
     }
 
     /// Runs `n` frames.
@@ -1109,7 +1190,9 @@ impl Engine {
         } else {
             self.modules.iter().map(HostedModule::timing).collect()
         };
-        self.clock.snapshot(modules)
+        let mut stats = self.clock.snapshot(modules);
+        stats.bus = self.bus.stats(&self.modules);
+        stats
     }
 }
 

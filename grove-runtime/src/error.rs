@@ -310,6 +310,14 @@ pub enum Error {
         module: String,
     },
 
+    /// A host publication or subscription did not go through.
+    #[error("{source}")]
+    Bus {
+        /// What was wrong (a bad topic, a payload that cannot be encoded).
+        #[source]
+        source: grove::BusError,
+    },
+
     /// Building a watched module crate failed; the running version is kept.
     #[error("module crate {dir}: {source}")]
     Build {

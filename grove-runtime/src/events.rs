@@ -123,6 +123,17 @@ pub enum EngineEvent {
         /// Why.
         error: Error,
     },
+    /// Something went wrong on the message bus for a module: a bad topic or pattern, a
+    /// payload that could not be encoded, a message rejected by a full queue, or one it
+    /// could not decode. Reported once per frame per module, topic and problem.
+    MessageProblem {
+        /// The module.
+        module: String,
+        /// The topic (or pattern).
+        topic: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// A module's health status changed (or its first report is not healthy): see
     /// [`Module::health`](grove::Module::health).
     HealthChanged {
@@ -224,6 +235,11 @@ impl fmt::Display for EngineEvent {
                     None => Ok(()),
                 }
             }
+            EngineEvent::MessageProblem {
+                module,
+                topic,
+                problem,
+            } => write!(f, "module `{module}`, topic `{topic}`: {problem}"),
             EngineEvent::Configured { module, origin } => {
                 write!(f, "module `{module}` configured from {origin}")
             }

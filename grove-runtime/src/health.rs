@@ -74,6 +74,9 @@ pub struct ModuleHealth {
     pub refused_reloads: u64,
     /// Its configs that were refused.
     pub refused_configs: u64,
+    /// Its figures on the message bus: queue depth, published, delivered, dropped,
+    /// rejected, undecodable.
+    pub messages: crate::bus::ModuleBusStats,
 }
 
 impl ModuleHealth {

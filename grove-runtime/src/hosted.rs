@@ -9,6 +9,7 @@ use grove::abi::FrameInfo;
 use grove::{Health, HealthStatus};
 
 use crate::builder::BuildWatch;
+use crate::bus::ModuleBus;
 use crate::error::{Call, Error, Result};
 use crate::ffi::library::Unmapped;
 use crate::health::{HealthTrack, ModuleHealth};
@@ -38,11 +39,24 @@ pub struct HostedModule {
     /// The crate it is built from, for `Engine::watch_crate` modules.
     pub(crate) crate_dir: Option<std::path::PathBuf>,
     pub(crate) health: HealthTrack,
+    /// Its end of the message bus: subscriptions and queue, kept across reloads.
+    pub(crate) bus: ModuleBus,
 }
 
 impl HostedModule {
+    /// A module with a new end of the bus.
+    #[cfg(test)]
     pub(crate) fn new(kind: Kind) -> Self {
+        Self::with_bus(kind, ModuleBus::new(""))
+    }
+
+    /// A module whose bus end was made (and lent to its first `init`) before it.
+    pub(crate) fn with_bus(kind: Kind, mut bus: ModuleBus) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        match &kind {
+            Kind::Static(m) => bus.rename(m.name()),
+            Kind::Loaded(m) => bus.rename(m.name()),
+        }
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
@@ -52,6 +66,7 @@ impl HostedModule {
             build: None,
             crate_dir: None,
             health: HealthTrack::default(),
+            bus,
         }
     }
 
@@ -94,10 +109,13 @@ impl HostedModule {
         }
         let timed = self.clock.times(frame.frame, self.id);
         let started = timed.then(Instant::now);
-        let result = match &mut self.kind {
+        let (kind, bus) = (&mut self.kind, &mut self.bus);
+        bus.begin_process();
+        let result = crate::bus::lend(bus, || match kind {
             Kind::Static(m) => m.process(frame),
             Kind::Loaded(m) => m.process(frame),
-        };
+        });
+        bus.end_process(result.is_ok());
         match started {
             Some(started) => self.clock.record(started.elapsed()),
             None => self.clock.count(),
@@ -177,6 +195,7 @@ impl HostedModule {
             reloads: timing.reloads,
             refused_reloads: timing.refused_reloads,
             refused_configs: self.health.refused_configs,
+            messages: crate::bus::module_stats(&self.bus),
         }
     }
 
@@ -190,6 +209,24 @@ impl HostedModule {
         self.clock.last
     }
 
+    /// Reloads a loaded module from `path` with its bus lent to the new version's `init`
+    /// (whose subscriptions, if it makes any, become the module's set).
+    pub(crate) fn reload(
+        &mut self,
+        path: &std::path::Path,
+        snapshot: Option<crate::ffi::library::Snapshot>,
+        frame: &FrameInfo,
+    ) -> Option<Result<crate::loaded::Reloaded>> {
+        let Kind::Loaded(module) = &mut self.kind else {
+            return None;
+        };
+        let bus = &mut self.bus;
+        bus.begin_init();
+        let result = crate::bus::lend(bus, || module.reload_from(path, snapshot, frame));
+        bus.end_init(result.is_ok());
+        Some(result)
+    }
+
     pub(crate) fn loaded_mut(&mut self) -> Option<&mut LoadedModule> {
         match &mut self.kind {
             Kind::Loaded(m) => Some(m),
@@ -200,13 +237,14 @@ impl HostedModule {
     /// Runs `Module::shutdown` and lets the module go: its library (how it left memory is
     /// returned), its watcher and its crate builder.
     pub(crate) fn shutdown(self, frame: &FrameInfo) -> (Result<()>, Option<Unmapped>) {
-        match self.kind {
+        let mut bus = self.bus;
+        crate::bus::lend(&mut bus, || match self.kind {
             Kind::Static(m) => (m.shutdown(frame), None),
             Kind::Loaded(m) => {
                 let (result, unmapped) = (*m).unload(frame);
                 (result, Some(unmapped))
             }
-        }
+        })
     }
 }
 

@@ -48,6 +48,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
+mod bus;
 mod config;
 mod console;
 mod engine;
@@ -66,6 +67,7 @@ mod watchdog;
 mod watcher;
 
 pub use builder::{BuildError, BuildOptions};
+pub use bus::{BusStats, HOST_PUBLISHER, HostMessage, Inbox, ModuleBusStats, TopicStats};
 pub use config::{ConfigLocation, ConfigOrigin};
 pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};

@@ -162,7 +162,8 @@ impl StaticModule {
                 message: message.clone(),
             });
         }
-        let mut ctx = Context::from_frame(*frame);
+        // SAFETY: the bus table is a static of the process.
+        let mut ctx = unsafe { Context::with_host(*frame, crate::bus::static_host_api()) };
         let module = self.module.module();
         let _call = self.calls.enter(call);
         catch_unwind(AssertUnwindSafe(|| f(module, &mut ctx))).map_err(|payload| {

@@ -224,6 +224,7 @@ impl FrameClock {
             refused_reloads: self.refused,
             reload_times: self.reload_times.summary(),
             last_reload: self.last_reload,
+            bus: Default::default(),
         }
     }
 }
@@ -252,6 +253,8 @@ pub struct Stats {
     pub reload_times: Percentiles,
     /// The last successful reload's duration.
     pub last_reload: Option<Duration>,
+    /// The message bus: per topic and per module.
+    pub bus: crate::bus::BusStats,
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@
 //!   fingerprint; they reload through the slower self-describing path.
 
 pub mod abi;
+pub mod bus;
 pub mod config;
 mod context;
 mod health;
@@ -64,6 +65,7 @@ mod module;
 mod positional;
 pub mod state;
 
+pub use bus::{Backpressure, BusError, DecodeError, Message};
 pub use config::{ConfigError, Configure};
 pub use context::Context;
 pub use grove_macros::module;

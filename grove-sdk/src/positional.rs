@@ -50,6 +50,11 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Encodes `value` at the end of `out`, reusing its allocation.
+pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    value.serialize(&mut Writer { out })
+}
+
 /// Decodes a `T` that must use all of `bytes`.
 pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
     let mut reader = Reader { input: bytes };

@@ -11,6 +11,7 @@ mod health;
 mod lifecycle;
 mod live_crate;
 mod logs;
+mod messaging;
 mod reliability;
 mod reload;
 mod static_modules;

@@ -131,6 +131,21 @@ pub fn tuned(variant: &str) -> PathBuf {
         .clone()
 }
 
+/// The variants of tests/fixtures/chatter (see [`build_variants`]).
+const CHATTER_VARIANTS: &[&str] = &["", "consumer", "changed", "consumer,changed"];
+
+/// The library of the chatter fixture (publishes and subscribes as configured) built as
+/// `variant`: "v1" (the module `producer`), "consumer", "changed" (`producer` with another
+/// `Tick`), "consumer,changed".
+pub fn chatter(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_variants("chatter-fixture", "chatter", CHATTER_VARIANTS))
+        .get(variant)
+        .unwrap_or_else(|| panic!("no chatter fixture variant {variant:?}"))
+        .clone()
+}
+
 /// Set in a child process started by [`run_child`].
 const CHILD_ENV: &str = "GROVE_TEST_CHILD";
 

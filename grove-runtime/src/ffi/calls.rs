@@ -94,6 +94,14 @@ impl Drop for CallGuard<'_> {
     }
 }
 
+/// The name of the module this thread is calling into, if any.
+pub(crate) fn current_module() -> Option<String> {
+    let calls = CURRENT.with(Cell::get);
+    // SAFETY: as in `current_for_signal`: a `CallGuard` borrowing it is alive on this
+    // thread.
+    (!calls.is_null()).then(|| unsafe { (*calls).name.to_string() })
+}
+
 /// What this thread is running, for the fatal-signal handler: the module's name and the
 /// call's. Async-signal-safe: two thread-local reads.
 pub(crate) fn current_for_signal() -> Option<(&'static [u8], &'static str)> {

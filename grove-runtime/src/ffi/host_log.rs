@@ -72,6 +72,7 @@ impl HostLink {
                 log_event,
                 Some(log_register),
                 Some(log_max_level),
+                Some(crate::bus::BUS_FNS),
             )
         };
         let api = match test_api_size() {

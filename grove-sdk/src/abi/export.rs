@@ -151,7 +151,7 @@ unsafe fn on_frame<M: Exportable>(
 ) -> Status {
     // SAFETY: the caller guarantees `this` is a live, exclusively borrowed `M`.
     let module = unsafe { &mut *this.cast::<M>() };
-    let mut ctx = Context::from_frame(*frame);
+    let mut ctx = Context::attached(*frame);
     guarded(name, &error, || {
         call(module, &mut ctx);
         Ok(())

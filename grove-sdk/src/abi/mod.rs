@@ -28,6 +28,7 @@
 //! `unsafe` constructors, as libloading and pyo3-ffi do: a `#![forbid(unsafe_code)]` crate
 //! cannot make one that points anywhere it should not.
 
+mod bus;
 mod bytes;
 mod config;
 pub(crate) mod export;
@@ -38,6 +39,10 @@ mod log;
 pub(crate) mod panic;
 mod tables;
 
+pub use bus::{
+    BACKPRESSURE_DROP_OLDEST, BACKPRESSURE_KEEP_LATEST, BACKPRESSURE_REJECT, MESSAGE_POSITIONAL,
+    MESSAGE_SELF_DESCRIBING, REPORT_DECODE_FAILED, REPORT_ENCODE_FAILED, RawInbox, RawMessage,
+};
 pub use bytes::{ByteSink, RawBytes, Status};
 pub use config::{
     CONFIG_LENIENT, CONFIG_STRICT, ConfigApplied, ConfigIssue, FieldPath, PathKey, decode_health,
@@ -46,9 +51,10 @@ pub use config::{
 pub use header::{HEADER_MIN_SIZE_V1, ModuleHeader, PANIC_ABORT, PANIC_UNKNOWN, PANIC_UNWIND};
 pub use log::{LogField, LogMetadata, LogValue, interest, level, value_kind};
 pub use tables::{
-    ConfigureFn, CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn,
-    HostApi, HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn,
-    NotifyFn, RawInstance, SaveStateFn, VTABLE_MIN_SIZE_V1, VTable, VTableRef,
+    BusFns, BusInboxFn, BusPublishFn, BusReportFn, BusSubscribeFn, BusUnsubscribeFn, ConfigureFn,
+    CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn, HostApi,
+    HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn, NotifyFn,
+    RawInstance, SaveStateFn, VTABLE_MIN_SIZE_V1, VTable, VTableRef,
 };
 
 /// The first eight bytes of every [`ModuleHeader`].

@@ -5,7 +5,9 @@
 use std::ffi::c_void;
 use std::mem::offset_of;
 
-use super::{ABI_VERSION, ByteSink, LogField, LogMetadata, RawBytes, Status, level};
+use super::{
+    ABI_VERSION, ByteSink, LogField, LogMetadata, RawBytes, RawInbox, RawMessage, Status, level,
+};
 
 /// Timing of the frame being run, as the host measured it.
 #[repr(C)]
@@ -100,6 +102,48 @@ pub type LogRegisterFn = unsafe extern "C" fn(ctx: *const c_void, meta: &LogMeta
 /// `HostApi::log_max_level`: the most verbose level the host records now, as in
 /// [`level`]; 0 records nothing.
 pub type LogMaxLevelFn = unsafe extern "C" fn(ctx: *const c_void) -> u32;
+
+/// `HostApi::bus_subscribe`: subscribes the module being called to `pattern` with
+/// `policy` (one of the `BACKPRESSURE_*` constants) and a queue of at most `capacity`
+/// messages. Subscribing again to the same pattern replaces its policy and capacity.
+pub type BusSubscribeFn = unsafe extern "C" fn(
+    ctx: *const c_void,
+    pattern: RawBytes,
+    policy: u32,
+    capacity: u64,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// `HostApi::bus_unsubscribe`: drops the subscription to `pattern`, if there is one.
+pub type BusUnsubscribeFn = unsafe extern "C" fn(ctx: *const c_void, pattern: RawBytes) -> Status;
+
+/// `HostApi::bus_publish`: publishes `message` (valid for the call) from the module being
+/// called; it is delivered from the next frame on.
+pub type BusPublishFn =
+    unsafe extern "C" fn(ctx: *const c_void, message: &RawMessage, error: ByteSink<'_>) -> Status;
+
+/// `HostApi::bus_inbox`: the messages delivered to the module being called, for this call.
+pub type BusInboxFn = unsafe extern "C" fn(ctx: *const c_void, out: *mut RawInbox) -> Status;
+
+/// `HostApi::bus_report`: tells the host a message could not be encoded or decoded
+/// (`kind`, one of the `REPORT_*` constants), on `topic`, saying why.
+pub type BusReportFn =
+    unsafe extern "C" fn(ctx: *const c_void, kind: u32, topic: RawBytes, message: RawBytes);
+
+/// The bus entries of a [`HostApi`], given together.
+#[derive(Debug, Clone, Copy)]
+pub struct BusFns {
+    /// `bus_subscribe`.
+    pub subscribe: BusSubscribeFn,
+    /// `bus_unsubscribe`.
+    pub unsubscribe: BusUnsubscribeFn,
+    /// `bus_publish`.
+    pub publish: BusPublishFn,
+    /// `bus_inbox`.
+    pub inbox: BusInboxFn,
+    /// `bus_report`.
+    pub report: BusReportFn,
+}
 
 /// A live module instance: an opaque pointer and the functions that act on it.
 #[repr(C)]
@@ -355,7 +399,7 @@ impl VTableRef {
     }
 }
 
-/// What the host gives a module: logging now, messaging and config later. Append-only.
+/// What the host gives a module: logging and messaging. Append-only.
 #[repr(C)]
 #[derive(Debug)]
 pub struct HostApi {
@@ -370,6 +414,11 @@ pub struct HostApi {
     // ---- appended after version 1's first release ----
     log_register: Option<LogRegisterFn>,
     log_max_level: Option<LogMaxLevelFn>,
+    bus_subscribe: Option<BusSubscribeFn>,
+    bus_unsubscribe: Option<BusUnsubscribeFn>,
+    bus_publish: Option<BusPublishFn>,
+    bus_inbox: Option<BusInboxFn>,
+    bus_report: Option<BusReportFn>,
 }
 
 /// The size of the first version 1 [`HostApi`]. Everything past it is optional.
@@ -393,6 +442,7 @@ impl HostApi {
         log_event: LogEventFn,
         log_register: Option<LogRegisterFn>,
         log_max_level: Option<LogMaxLevelFn>,
+        bus: Option<BusFns>,
     ) -> Self {
         Self {
             size: size_of::<HostApi>(),
@@ -403,6 +453,11 @@ impl HostApi {
             log_event,
             log_register,
             log_max_level,
+            bus_subscribe: bus.map(|b| b.subscribe),
+            bus_unsubscribe: bus.map(|b| b.unsubscribe),
+            bus_publish: bus.map(|b| b.publish),
+            bus_inbox: bus.map(|b| b.inbox),
+            bus_report: bus.map(|b| b.report),
         }
     }
 
@@ -478,6 +533,32 @@ impl HostApiRef {
             .entry::<Option<LogMaxLevelFn>>(offset_of!(HostApi, log_max_level))
             .flatten()
     }
+
+    /// The bus entries; `None` for a host without messaging (all five or none).
+    pub fn bus(&self) -> Option<BusFns> {
+        Some(BusFns {
+            subscribe: self
+                .0
+                .entry::<Option<BusSubscribeFn>>(offset_of!(HostApi, bus_subscribe))
+                .flatten()?,
+            unsubscribe: self
+                .0
+                .entry::<Option<BusUnsubscribeFn>>(offset_of!(HostApi, bus_unsubscribe))
+                .flatten()?,
+            publish: self
+                .0
+                .entry::<Option<BusPublishFn>>(offset_of!(HostApi, bus_publish))
+                .flatten()?,
+            inbox: self
+                .0
+                .entry::<Option<BusInboxFn>>(offset_of!(HostApi, bus_inbox))
+                .flatten()?,
+            report: self
+                .0
+                .entry::<Option<BusReportFn>>(offset_of!(HostApi, bus_report))
+                .flatten()?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -533,7 +614,8 @@ mod tests {
     #[test]
     fn a_host_table_is_read_only_as_far_as_its_size() {
         // SAFETY: the functions ignore their context.
-        let full = unsafe { HostApi::new(std::ptr::null(), enabled, event, Some(register), None) };
+        let full =
+            unsafe { HostApi::new(std::ptr::null(), enabled, event, Some(register), None, None) };
         // SAFETY: alive for the test.
         let view = unsafe { HostApiRef::from_raw(&full) }.unwrap();
         assert!(view.log_register().is_some() && view.log_max_level().is_none());
@@ -541,7 +623,7 @@ mod tests {
 
         // SAFETY: the functions ignore their context; a shorter size only hides entries.
         let old = unsafe {
-            HostApi::new(std::ptr::null(), enabled, event, Some(register), None)
+            HostApi::new(std::ptr::null(), enabled, event, Some(register), None, None)
                 .with_size(HOST_API_MIN_SIZE_V1)
         };
         // SAFETY: alive for the test.
@@ -553,8 +635,9 @@ mod tests {
         let _required = (view.log_enabled(), view.log_event(), view.ctx());
 
         // SAFETY: as above.
-        let broken =
-            unsafe { HostApi::new(std::ptr::null(), enabled, event, None, None).with_size(16) };
+        let broken = unsafe {
+            HostApi::new(std::ptr::null(), enabled, event, None, None, None).with_size(16)
+        };
         // SAFETY: alive for the test.
         assert_eq!(unsafe { HostApiRef::from_raw(&broken) }.unwrap_err(), 16);
     }
