@@ -29,6 +29,10 @@ pub struct Fixtures {
     pub v2: PathBuf,
     /// Emits `tracing` events in `process` (the `logs` feature).
     pub logs: PathBuf,
+    /// The module `sender` (publishes).
+    pub sender: PathBuf,
+    /// The module `receiver` (subscribes).
+    pub receiver: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -71,6 +75,8 @@ pub fn build_fixtures() -> Fixtures {
         v1: build(None, "v1"),
         v2: build(Some("v2"), "v2"),
         logs: build(Some("logs"), "logs"),
+        sender: build(Some("sender"), "sender"),
+        receiver: build(Some("receiver"), "receiver"),
     }
 }
 
@@ -668,4 +674,130 @@ pub fn log_events(library: &Path, samples: usize) -> LogFigures {
         enabled_events: ENABLED_EVENTS,
         samples,
     }
+}
+
+/// Counts the host's heap allocations, when the binary makes it its global allocator.
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+/// Allocations made through [`CountingAllocator`].
+pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the counter is only
+// an atomic increment.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded: `ptr` came from `alloc` with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+/// Messaging between two loaded modules.
+#[derive(Debug, Clone)]
+pub struct MessagingFigures {
+    /// Messages a second, publish to decode, through the engine.
+    pub per_second: f64,
+    /// Messages a second through a `std::sync::mpsc` channel between two threads.
+    pub floor_per_second: f64,
+    /// Host heap allocations per message in the measured frames.
+    pub allocations_per_message: f64,
+}
+
+/// Publishes `per_frame` 32-byte messages a frame from the `sender` module to the
+/// `receiver` module (subscribed to `patterns` other patterns too), for `frames` frames,
+/// with every topic new when `unique_topics`; the best of three runs.
+pub fn messaging(
+    fixtures: &Fixtures,
+    per_frame: u64,
+    frames: u64,
+    patterns: usize,
+    unique_topics: bool,
+) -> MessagingFigures {
+    // SAFETY: the benchmark is single-threaded here; nothing else reads the environment.
+    unsafe {
+        std::env::set_var("GROVE_BENCH_MESSAGES", per_frame.to_string());
+        std::env::set_var("GROVE_BENCH_PATTERNS", patterns.to_string());
+        std::env::set_var(
+            "GROVE_BENCH_TOPICS",
+            if unique_topics { "unique" } else { "same" },
+        );
+    }
+    let mut engine = Engine::builder()
+        .target_fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    engine.load_module(&fixtures.sender).unwrap();
+    engine.load_module(&fixtures.receiver).unwrap();
+    // Warm up: queues and buffers at their working size.
+    engine.run_frames(20);
+    let mut best = f64::MAX;
+    let mut allocations = f64::MAX;
+    for _ in 0..3 {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let started = Instant::now();
+        engine.run_frames(frames);
+        let took = started.elapsed();
+        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        best = best.min(took.as_secs_f64());
+        allocations = allocations.min(allocated as f64 / (per_frame * frames) as f64);
+    }
+    #[derive(Deserialize)]
+    struct Received {
+        messages: u64,
+    }
+    let received: Received = engine.module_state("receiver").unwrap();
+    assert_eq!(
+        received.messages,
+        per_frame * (frames * 3 + 19),
+        "every message arrived"
+    );
+    engine.shutdown().unwrap();
+    MessagingFigures {
+        per_second: (per_frame * frames) as f64 / best,
+        floor_per_second: channel_floor(per_frame * frames),
+        allocations_per_message: allocations,
+    }
+}
+
+/// Messages a second moving `n` of the same 32-byte struct through a `std::sync::mpsc`
+/// channel from one thread to another; the best of three.
+fn channel_floor(n: u64) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let (tx, rx) = std::sync::mpsc::channel::<bench_module::Sample>();
+        let started = Instant::now();
+        let receiver = std::thread::spawn(move || {
+            let mut sum = 0u64;
+            while let Ok(sample) = rx.recv() {
+                sum = sum.wrapping_add(sample.seq);
+            }
+            sum
+        });
+        for seq in 0..n {
+            tx.send(bench_module::Sample {
+                seq,
+                x: 1.5,
+                y: -2.5,
+                z: 0,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        std::hint::black_box(receiver.join().unwrap());
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    n as f64 / best
 }

@@ -1,7 +1,8 @@
 //! Prints grove's benchmark table (markdown), every figure next to its floor from the same
 //! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
 //! takes 10 s). `--quick` shortens every measurement, for a smoke run. Section names
-//! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`) run only those:
+//! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`, `messaging`) run
+//! only those:
 //! `cargo run --release -p grove-bench -- logs`.
 
 use std::time::Duration;
@@ -9,14 +10,24 @@ use std::time::Duration;
 use grove_bench::table::{Table, ms};
 use grove_bench::*;
 
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const SECTIONS: [&str; 7] = [
-        "reload", "latency", "overhead", "pacing", "formats", "soak", "logs",
+    const SECTIONS: [&str; 8] = [
+        "reload",
+        "latency",
+        "overhead",
+        "pacing",
+        "formats",
+        "soak",
+        "logs",
+        "messaging",
     ];
     if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
         eprintln!(
@@ -254,6 +265,54 @@ fn main() {
             "",
             None,
         );
+    }
+
+    if run("messaging") {
+        let frames = scale(200) as u64;
+        for (label, per_frame, patterns, unique, target) in [
+            ("one topic", 10_000, 0, false, Some(5e6)),
+            (
+                "one topic, 1,000 other subscriptions",
+                10_000,
+                1000,
+                false,
+                Some(5e6),
+            ),
+            (
+                "a new topic per message, 1,000 other subscriptions",
+                1_000,
+                1000,
+                true,
+                None,
+            ),
+        ] {
+            eprintln!("messaging, {label}...");
+            let m = messaging(&fixtures, per_frame, frames, patterns, unique);
+            let per_message_us = 1e6 / m.per_second;
+            table.row(
+                format!("messages between two loaded modules, 32 bytes, {label}: publish, route, deliver, decode"),
+                format!("{:.2} M/s ({per_message_us:.3} us each)", m.per_second / 1e6),
+                format!("{:.2} M/s std mpsc channel, 2 threads", m.floor_per_second / 1e6),
+                format!("{:.2}x", m.per_second / m.floor_per_second),
+                target.map_or_else(
+                    || "< 1 us a message".to_owned(),
+                    |t: f64| format!(">= {:.0} M/s", t / 1e6),
+                ),
+                Some(target.map_or(per_message_us < 1.0, |t| m.per_second >= t)),
+            );
+            table.row(
+                format!("host allocations per message, {label}"),
+                format!("{:.4}", m.allocations_per_message),
+                "0".to_owned(),
+                String::new(),
+                if unique {
+                    String::new()
+                } else {
+                    "0 in steady state".to_owned()
+                },
+                (!unique).then_some(m.allocations_per_message < 0.001),
+            );
+        }
     }
 
     println!("{}", table.render());

@@ -160,9 +160,9 @@ fn check(topic: &str, pattern: bool) -> Result<(), BusError> {
     if topic.is_empty() {
         return invalid("it is empty");
     }
-    let segments: Vec<&str> = topic.split(':').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
+    // Counted, not collected: this runs for every publication.
+    let last = topic.bytes().filter(|&b| b == b':').count();
+    for (i, segment) in topic.split(':').enumerate() {
         if segment.is_empty() {
             return invalid("it has an empty segment (segments are separated by one `:`)");
         }
@@ -170,7 +170,7 @@ fn check(topic: &str, pattern: bool) -> Result<(), BusError> {
             return invalid("it contains whitespace");
         }
         let wildcard =
-            *segment == "*" || (i == last && (*segment == "**" || segment.ends_with(".*")));
+            segment == "*" || (i == last && (segment == "**" || segment.ends_with(".*")));
         if segment.contains('*') && !(pattern && wildcard) {
             return invalid(if pattern {
                 "`*` stands for a whole segment, and `**` only ends a pattern"
@@ -208,8 +208,15 @@ pub fn matches(pattern: &str, topic: &str) -> bool {
 pub(crate) fn payload_type<T: DeserializeOwned + 'static>() -> (u64, &'static str) {
     thread_local! {
         static FINGERPRINTS: RefCell<HashMap<TypeId, u64>> = RefCell::new(HashMap::new());
+        /// The last type asked for: most calls ask for the same type as the one before.
+        static LAST: std::cell::Cell<Option<(TypeId, u64)>> = const { std::cell::Cell::new(None) };
     }
     let id = TypeId::of::<T>();
+    if let Some((last, fingerprint)) = LAST.with(std::cell::Cell::get)
+        && last == id
+    {
+        return (fingerprint, std::any::type_name::<T>());
+    }
     let fingerprint = FINGERPRINTS.with(|cache| {
         if let Some(fp) = cache.borrow().get(&id) {
             return *fp;
@@ -221,6 +228,7 @@ pub(crate) fn payload_type<T: DeserializeOwned + 'static>() -> (u64, &'static st
         cache.borrow_mut().insert(id, fp);
         fp
     });
+    LAST.with(|last| last.set(Some((id, fingerprint))));
     (fingerprint, std::any::type_name::<T>())
 }
 

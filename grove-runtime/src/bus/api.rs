@@ -14,7 +14,6 @@ use grove::abi::{
     RawInbox, RawMessage, Status,
 };
 
-use super::queue::Parts;
 use super::slot::{ModuleBus, Subscription};
 
 thread_local! {
@@ -161,15 +160,13 @@ unsafe extern "C" fn publish(
         {
             bus.rename(&name);
         }
-        let name = std::sync::Arc::clone(&bus.name);
-        bus.publish(&Parts {
+        bus.publish(
             topic,
-            publisher: &name,
             type_name,
-            fingerprint: message.type_fingerprint,
-            format: message.format,
+            message.type_fingerprint,
+            message.format,
             payload,
-        });
+        );
         Ok(())
     });
     match outcome {

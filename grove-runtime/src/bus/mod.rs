@@ -74,13 +74,19 @@ pub(crate) struct Bus {
     host_outbox: Queue,
     host_published: u64,
     host_inboxes: Vec<Arc<Mutex<HostQueue>>>,
-    routes: HashMap<String, Route>,
+    /// Routes by topic: the index into `route_list`.
+    routes: HashMap<String, usize>,
+    route_list: Vec<(String, Route)>,
+    /// The route of the last topic routed: consecutive messages on one topic (the common
+    /// case) skip the hash lookup.
+    last_route: Option<usize>,
     /// What the routes were computed for: every module's id and subscription version, and
     /// the host inboxes.
     layout: Vec<(u64, u64)>,
     host_layout: usize,
     /// When each problem was last logged.
     logged: HashMap<(String, String, String), Instant>,
+    patterns: PatternIndex,
 }
 
 /// A problem to report, after a frame.
@@ -186,19 +192,29 @@ impl Bus {
 
     fn route(&mut self, outbox: &Queue, modules: &mut [HostedModule]) {
         for parts in outbox.iter() {
-            let route = match self.routes.get_mut(parts.topic) {
-                Some(route) => route,
-                None => {
-                    // Topics are kept for their figures; a host publishing on ever new
-                    // topics would grow this without bound, so past a limit it starts over.
-                    if self.routes.len() >= 65_536 {
-                        self.routes.clear();
+            let index = match self.last_route {
+                Some(last) if self.route_list[last].0 == parts.topic => last,
+                _ => match self.routes.get(parts.topic) {
+                    Some(&index) => index,
+                    None => {
+                        // Topics are kept for their figures; publishing on ever new topics
+                        // would grow this without bound, so past a limit it starts over.
+                        if self.route_list.len() >= 65_536 {
+                            self.routes.clear();
+                            self.route_list.clear();
+                        }
+                        self.route_list
+                            .push((parts.topic.to_owned(), Route::default()));
+                        let index = self.route_list.len() - 1;
+                        self.routes.insert(parts.topic.to_owned(), index);
+                        index
                     }
-                    self.routes.entry(parts.topic.to_owned()).or_default()
-                }
+                },
             };
+            self.last_route = Some(index);
+            let route = &mut self.route_list[index].1;
             if !route.fresh {
-                route.targets = targets(parts.topic, modules, &self.host_inboxes);
+                route.targets = self.patterns.targets(parts.topic);
                 route.fresh = true;
             }
             route.counters.published += 1;
@@ -261,9 +277,10 @@ impl Bus {
         }
         self.layout = modules.iter().map(|m| (m.id(), m.bus.version)).collect();
         self.host_layout = self.host_inboxes.len();
-        for route in self.routes.values_mut() {
+        for (_, route) in &mut self.route_list {
             route.fresh = false;
         }
+        self.patterns = PatternIndex::build(modules, &self.host_inboxes);
         let rejects: Vec<RejectEntry> = modules
             .iter()
             .flat_map(|m| {
@@ -320,7 +337,7 @@ impl Bus {
     /// The bus's figures.
     pub(crate) fn stats(&self, modules: &[HostedModule]) -> BusStats {
         let mut topics: Vec<TopicStats> = self
-            .routes
+            .route_list
             .iter()
             .map(|(topic, route)| TopicStats {
                 topic: topic.clone(),
@@ -357,27 +374,93 @@ pub(crate) fn module_stats(bus: &ModuleBus) -> ModuleBusStats {
     }
 }
 
-/// The subscribers of `topic`: each module's first matching subscription, in module
-/// order, then the host inboxes.
-fn targets(topic: &str, modules: &[HostedModule], host: &[Arc<Mutex<HostQueue>>]) -> Vec<Target> {
-    let mut targets = Vec::new();
-    for (index, module) in modules.iter().enumerate() {
-        if let Some(sub) = module
-            .bus
-            .subscriptions
-            .iter()
-            .position(|s| grove::bus::matches(&s.pattern, topic))
-        {
-            targets.push(Target::Module { index, sub });
+/// Every subscription, indexed by the first segment of its pattern, so that a topic seen
+/// for the first time is matched against the few patterns that can match it rather than
+/// all of them.
+#[derive(Debug, Default)]
+struct PatternIndex {
+    /// Patterns starting with a literal segment, by that segment.
+    by_first: HashMap<String, Vec<Candidate>>,
+    /// Patterns starting with a wildcard.
+    wild: Vec<Candidate>,
+}
+
+/// A subscription: whose, which one, and its pattern.
+#[derive(Debug, Clone)]
+struct Candidate {
+    target: Target,
+    /// Module order first, then the subscription's place: the first match of a module
+    /// is its subscription with the smallest rank.
+    rank: (usize, usize),
+    pattern: String,
+}
+
+impl PatternIndex {
+    fn build(modules: &[HostedModule], host: &[Arc<Mutex<HostQueue>>]) -> Self {
+        let mut index = Self::default();
+        for (m, module) in modules.iter().enumerate() {
+            for (sub, subscription) in module.bus.subscriptions.iter().enumerate() {
+                index.add(Candidate {
+                    target: Target::Module { index: m, sub },
+                    rank: (m, sub),
+                    pattern: subscription.pattern.clone(),
+                });
+            }
+        }
+        for (h, inbox) in host.iter().enumerate() {
+            let pattern = inbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .subscription
+                .pattern
+                .clone();
+            index.add(Candidate {
+                target: Target::Host { index: h },
+                rank: (usize::MAX, h),
+                pattern,
+            });
+        }
+        index
+    }
+
+    fn add(&mut self, candidate: Candidate) {
+        let first = candidate.pattern.split(':').next().unwrap_or("");
+        if first.contains('*') {
+            self.wild.push(candidate);
+        } else {
+            self.by_first
+                .entry(first.to_owned())
+                .or_default()
+                .push(candidate);
         }
     }
-    for (index, inbox) in host.iter().enumerate() {
-        let inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
-        if grove::bus::matches(&inbox.subscription.pattern, topic) {
-            targets.push(Target::Host { index });
+
+    /// The subscribers of `topic`: each module's first matching subscription, in module
+    /// order, then the host inboxes.
+    fn targets(&self, topic: &str) -> Vec<Target> {
+        let first = topic.split(':').next().unwrap_or("");
+        let mut matched: Vec<&Candidate> = self
+            .by_first
+            .get(first)
+            .into_iter()
+            .flatten()
+            .chain(&self.wild)
+            .filter(|c| grove::bus::matches(&c.pattern, topic))
+            .collect();
+        matched.sort_by_key(|c| c.rank);
+        let mut targets: Vec<Target> = Vec::with_capacity(matched.len());
+        let mut last_module = None;
+        for candidate in matched {
+            if let Target::Module { index, .. } = candidate.target {
+                if last_module == Some(index) {
+                    continue;
+                }
+                last_module = Some(index);
+            }
+            targets.push(candidate.target);
         }
+        targets
     }
-    targets
 }
 
 /// The host's end of a subscription ([`Engine::subscribe_topic`](crate::Engine::subscribe_topic)):

@@ -193,8 +193,13 @@ impl Queue {
     }
 }
 
+/// A topic, publisher or type name as `write` copied it.
 fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or("<not UTF-8>")
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `write` copies these parts from `&str`s, whole, and entries are only ever
+    // read back at the offsets and lengths it recorded, so the bytes are valid UTF-8.
+    // (Checking again cost a third of the routing time of a small message.)
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 fn len32(len: usize) -> u32 {

@@ -174,10 +174,24 @@ impl ModuleBus {
         &self.inbox.0
     }
 
-    /// Records a publication.
-    pub(crate) fn publish(&mut self, parts: &Parts<'_>) {
+    /// Records a publication from this module.
+    pub(crate) fn publish(
+        &mut self,
+        topic: &str,
+        type_name: &str,
+        fingerprint: u64,
+        format: u32,
+        payload: &[u8],
+    ) {
         self.counters.published += 1;
-        self.outbox.push_unbounded(parts);
+        self.outbox.push_unbounded(&Parts {
+            topic,
+            publisher: &self.name,
+            type_name,
+            fingerprint,
+            format,
+            payload,
+        });
     }
 
     /// Records a problem, once per topic and kind per frame.
