@@ -12,9 +12,9 @@
 //! cannot be traced is sent self-describing and decoded by field name.
 
 use std::any::TypeId;
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -206,30 +206,39 @@ pub fn matches(pattern: &str, topic: &str) -> bool {
 /// How a payload of type `T` travels: its fingerprint (0 when its shape cannot be traced:
 /// it then goes self-describing) and its Rust name. Traced once per type and thread.
 pub(crate) fn payload_type<T: DeserializeOwned + 'static>() -> (u64, &'static str) {
+    // No `thread_local!` with a destructor here: one touched on a host thread would keep
+    // this library mapped after it is replaced. A `Cell` has none; the table is a static.
     thread_local! {
-        static FINGERPRINTS: RefCell<HashMap<TypeId, u64>> = RefCell::new(HashMap::new());
         /// The last type asked for: most calls ask for the same type as the one before.
-        static LAST: std::cell::Cell<Option<(TypeId, u64)>> = const { std::cell::Cell::new(None) };
+        static LAST: Cell<Option<(TypeId, u64)>> = const { Cell::new(None) };
     }
+    static FINGERPRINTS: Mutex<Vec<(TypeId, u64)>> = Mutex::new(Vec::new());
     let id = TypeId::of::<T>();
-    if let Some((last, fingerprint)) = LAST.with(std::cell::Cell::get)
+    let name = std::any::type_name::<T>();
+    if let Some((last, fingerprint)) = LAST.with(Cell::get)
         && last == id
     {
-        return (fingerprint, std::any::type_name::<T>());
+        return (fingerprint, name);
     }
-    let fingerprint = FINGERPRINTS.with(|cache| {
-        if let Some(fp) = cache.borrow().get(&id) {
-            return *fp;
-        }
+    let known = FINGERPRINTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(t, _)| *t == id)
+        .map(|(_, fp)| *fp);
+    let fingerprint = known.unwrap_or_else(|| {
         // Tracing runs the type's `Deserialize` on sample values: a panic there only means
         // an unknown shape.
         let fp = crate::abi::panic::catch("publish", crate::state::fingerprint::<T>)
             .unwrap_or(SCHEMA_UNKNOWN);
-        cache.borrow_mut().insert(id, fp);
+        FINGERPRINTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, fp));
         fp
     });
     LAST.with(|last| last.set(Some((id, fingerprint))));
-    (fingerprint, std::any::type_name::<T>())
+    (fingerprint, name)
 }
 
 /// Encodes `value` into `out` (cleared first); returns the fingerprint, type name and

@@ -14,6 +14,7 @@ mod logs;
 mod messaging;
 mod reliability;
 mod reload;
+mod showcase;
 mod static_modules;
 mod support;
 mod systems;
