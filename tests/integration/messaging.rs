@@ -22,6 +22,15 @@ fn state(engine: &mut Engine, name: &str) -> ChatterState {
     engine.module_state(name).unwrap()
 }
 
+/// The numbers of the ticks the consumer received, in order.
+fn received_seqs(engine: &mut Engine) -> Vec<u64> {
+    state(engine, "consumer")
+        .received
+        .iter()
+        .map(|r| r.0)
+        .collect()
+}
+
 /// Loads a consumer configured with `consumer` (from a private copy, so it can be
 /// replaced) and a producer of `per_frame` ticks a frame on `count:tick`, after one frame
 /// in which the consumer subscribes.
@@ -127,13 +136,9 @@ fn a_faulted_subscriber_keeps_its_messages_for_the_next_version() {
     engine.reload("consumer").unwrap();
     engine.configure("consumer", &subscribe_all()).unwrap();
     engine.run_frames(1);
-    let seqs: Vec<u64> = state(&mut engine, "consumer")
-        .received
-        .iter()
-        .map(|r| r.0)
-        .collect();
-    // Frames 0..=9 published 20 ticks, and frame 10's are in flight; the ticks of frame 3
-    // were handed to the panicking call and are handed to the new version again.
+    let seqs: Vec<u64> = received_seqs(&mut engine);
+    // The ten frames published 20 ticks, the last frame's arriving after the reload; those
+    // handed to the call that panicked are handed to the new version again.
     assert_eq!(seqs, (0..20).collect::<Vec<_>>());
 }
 
@@ -182,11 +187,7 @@ fn full_queues_drop_the_oldest_keep_the_latest_or_reject() {
         json!({"subscribe": ["count:*"], "capacity": 4}),
     );
     engine.run_frames(3);
-    let seqs: Vec<u64> = state(&mut engine, "consumer")
-        .received
-        .iter()
-        .map(|r| r.0)
-        .collect();
+    let seqs: Vec<u64> = received_seqs(&mut engine);
     assert_eq!(seqs, [6, 7, 8, 9, 16, 17, 18, 19]);
     let stats = engine.stats();
     let consumer = stats
@@ -225,11 +226,7 @@ fn full_queues_drop_the_oldest_keep_the_latest_or_reject() {
     engine.run_frames(3);
     let producer = state(&mut engine, "producer");
     assert_eq!((producer.sent, producer.rejected), (12, 18));
-    let seqs: Vec<u64> = state(&mut engine, "consumer")
-        .received
-        .iter()
-        .map(|r| r.0)
-        .collect();
+    let seqs: Vec<u64> = received_seqs(&mut engine);
     assert_eq!(seqs, (0..8).collect::<Vec<_>>());
 }
 
