@@ -189,10 +189,12 @@ fn running_in_ranges(
                 let start = started_by(&mem, &code, stack);
                 tracing::trace!(tid, sp, pc, ?start, "thread looked at");
                 let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
-                let ours = if start.iter().any(|o| Some(*o) == library) {
-                    true
-                } else if start.first().copied() == executable.as_deref() {
+                // The entry point first: a thread the host executable started is never
+                // the library's, whatever stale values lie deeper in its first frames.
+                let ours = if start.first().copied() == executable.as_deref() {
                     false
+                } else if start.iter().any(|o| Some(*o) == library) {
+                    true
                 } else {
                     inside(pc) || stack_points_into(&mem, sp, stack.1, &inside)
                 };
@@ -263,7 +265,7 @@ fn started_by<'m>(mem: &File, code: &[(u64, u64, &'m str)], stack: (u64, u64)) -
     if mem.read_at(&mut buffer, from).ok() != Some(len) {
         return Vec::new();
     }
-    buffer
+    let owners: Vec<&str> = buffer
         .chunks_exact(8)
         .rev()
         .filter_map(|word| {
@@ -271,8 +273,16 @@ fn started_by<'m>(mem: &File, code: &[(u64, u64, &'m str)], stack: (u64, u64)) -
             code.iter()
                 .find(|(s, e, _)| (*s..*e).contains(&value))
                 .map(|(_, _, path)| *path)
-                .filter(|path| !is_system(path))
         })
+        .collect();
+    // Above the first frame (the C library's thread start) glibc keeps the thread's
+    // control block and static TLS, whose initial values can be code addresses of any
+    // loaded library: only what lies below that frame says who started the thread.
+    let below_start = owners.iter().position(|path| is_system(path)).unwrap_or(0);
+    owners[below_start..]
+        .iter()
+        .copied()
+        .filter(|path| !is_system(path))
         .take(START_FRAMES)
         .collect()
 }
