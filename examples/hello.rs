@@ -1,5 +1,6 @@
 //! The live demo: builds examples/hello-module, runs it at 60 FPS, and reloads it, with its
-//! state, every time you save a change to its source.
+//! state, every time you save a change to its source. Its config is hello.toml (live too),
+//! and its state is kept in target/grove-state/hello between runs.
 //!
 //! ```text
 //! cargo run --example hello
@@ -29,7 +30,13 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), grove_runtime::Error> {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hello-module");
-    let mut engine = Engine::new()?;
+    // The module's state is kept on disk: stop the demo and start it again, and the count
+    // carries on (also after a crash or a kill, from the last snapshot, 5 s at most).
+    let state_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/grove-state/hello");
+    let mut engine = Engine::builder().state_dir(&state_dir).build()?;
+    if let Some(previous) = engine.previous_run() {
+        println!("{previous}: resuming from the last snapshot");
+    }
     let events = engine.subscribe();
     // Its config, applied before the module's first `init` and again on every save.
     let config = crate_dir.join("hello.toml");

@@ -801,3 +801,46 @@ fn channel_floor(n: u64) -> f64 {
     }
     n as f64 / best
 }
+
+/// What a snapshot costs the frame it is taken in, for one state size.
+#[derive(Debug, Clone)]
+pub struct SnapshotFigures {
+    /// Median time on the frame thread: the module saves its state, the engine frames it
+    /// and hands it to the writer thread.
+    pub frame_cost: Duration,
+    /// Median floor: copying a buffer of the state's size.
+    pub floor: Duration,
+}
+
+/// The frame-thread cost of a snapshot of the benchmark module holding `state_bytes`.
+pub fn snapshot_cost(library: &Path, state_bytes: usize, samples: usize) -> SnapshotFigures {
+    let dir = tempfile::tempdir().unwrap();
+    // SAFETY: the benchmark is single-threaded here; nothing else reads the environment.
+    unsafe { std::env::set_var("GROVE_BENCH_STATE_BYTES", state_bytes.to_string()) };
+    let mut engine = Engine::builder()
+        .target_fps(0.0)
+        .watch_files(false)
+        .state_dir(dir.path())
+        .snapshot_every(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    engine.load_module(library).unwrap();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("GROVE_BENCH_STATE_BYTES") };
+    let source = vec![7u8; state_bytes.max(1)];
+    let mut costs = Vec::with_capacity(samples);
+    let mut floors = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        costs.push(grove_runtime::bench_support::snapshot_frame_cost(
+            &mut engine,
+        ));
+        let started = Instant::now();
+        std::hint::black_box(source.clone());
+        floors.push(started.elapsed());
+    }
+    engine.shutdown().unwrap();
+    SnapshotFigures {
+        frame_cost: median(&mut costs),
+        floor: median(&mut floors),
+    }
+}

@@ -19,7 +19,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "reload",
         "latency",
         "overhead",
@@ -28,6 +28,7 @@ fn main() {
         "soak",
         "logs",
         "messaging",
+        "snapshots",
     ];
     if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
         eprintln!(
@@ -311,6 +312,26 @@ fn main() {
                     "0 in steady state".to_owned()
                 },
                 (!unique).then_some(m.allocations_per_message < 0.001),
+            );
+        }
+    }
+
+    if run("snapshots") {
+        for (label, bytes, samples) in [
+            ("1 KiB", 1usize << 10, 50),
+            ("1 MiB", 1 << 20, 20),
+            ("16 MiB", 16 << 20, 5),
+        ] {
+            eprintln!("snapshot, state {label}...");
+            let s = snapshot_cost(&fixtures.v1, bytes, scale(samples));
+            let budget = Duration::from_micros(16_667);
+            table.row(
+                format!("snapshot, state {label}: time on the frame thread (the file is written by another)"),
+                ms(s.frame_cost),
+                format!("{} copying {label}", ms(s.floor)),
+                format!("{:.1}x", s.frame_cost.as_secs_f64() / s.floor.as_secs_f64().max(1e-9)),
+                if bytes == 1 << 20 { "< one 60 FPS frame (16.7 ms)".to_owned() } else { String::new() },
+                (bytes == 1 << 20).then_some(s.frame_cost < budget),
             );
         }
     }

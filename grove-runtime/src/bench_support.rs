@@ -42,3 +42,14 @@ impl Instances {
         self.instances.iter_mut().try_for_each(|i| i.process(frame))
     }
 }
+
+/// Takes a snapshot of every loaded module of `engine` on the calling thread, as a frame
+/// does when one is due, and returns how long that took; then waits (untimed) until the
+/// writer thread has them on disk.
+pub fn snapshot_frame_cost(engine: &mut crate::Engine) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    engine.snapshot_all();
+    let took = started.elapsed();
+    engine.snapshot_now_flush();
+    took
+}

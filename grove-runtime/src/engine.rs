@@ -30,6 +30,7 @@ use crate::frame::FramePacer;
 use crate::health::{HealthReport, ModuleHealth};
 use crate::hosted::{HostedModule, Kind};
 use crate::loaded::{LoadedModule, Reloaded};
+use crate::snapshot::{DEFAULT_SNAPSHOT_EVERY, Found, PreviousRun, Snapshots};
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, ModuleTiming, Stats};
 use crate::systems::{ModuleSystem, Strategy, Systems};
@@ -74,6 +75,9 @@ pub struct Engine {
     /// The module whose health is asked next, one a frame.
     health_cursor: usize,
     bus: Bus,
+    /// The state directory's snapshots, when kept.
+    snapshots: Option<Snapshots>,
+    previous_run: Option<PreviousRun>,
 }
 
 /// A module's config file and the text last read from it.
@@ -98,6 +102,8 @@ pub struct EngineBuilder {
     call_limit: Option<Duration>,
     crash_reports: bool,
     console: bool,
+    state_dir: Option<PathBuf>,
+    snapshot_every: Duration,
 }
 
 /// The engine's default system, as the builder was told it. A strategy's system is made in
@@ -121,6 +127,8 @@ impl Default for EngineBuilder {
             call_limit: Some(DEFAULT_CALL_LIMIT),
             crash_reports: true,
             console: true,
+            state_dir: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -219,6 +227,25 @@ impl EngineBuilder {
 
     /// The engine. Fails if the staging directory cannot be made, or if two settings
     /// contradict each other.
+    /// Keeps every loaded module's state in `dir` (made if missing), one file per module,
+    /// so that it outlives the process: saved every
+    /// [`snapshot_every`](EngineBuilder::snapshot_every) (5 s by default), after every
+    /// reload and at shutdown, and restored when a module of that name loads, even after a
+    /// crash or a kill (the engine then says how the previous run ended:
+    /// [`Engine::previous_run`]). Off by default. A directory that cannot be written is an
+    /// error here.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// How often snapshots are taken with a [`state_dir`](EngineBuilder::state_dir): what
+    /// a killed host loses at most.
+    pub fn snapshot_every(mut self, every: Duration) -> Self {
+        self.snapshot_every = every;
+        self
+    }
+
     pub fn build(self) -> Result<Engine> {
         let staging = match (self.staging, self.allow_world_writable) {
             (Some(staging), Some(allow)) if staging.allows_world_writable() != allow => {
@@ -242,6 +269,16 @@ impl EngineBuilder {
         if self.crash_reports {
             crate::ffi::crash::install();
         }
+        let (snapshots, previous_run) = match &self.state_dir {
+            Some(dir) => {
+                let (snapshots, previous) = Snapshots::open(dir, self.snapshot_every)?;
+                if let Some(previous) = &previous {
+                    tracing::warn!(dir = %dir.display(), "{previous}; modules resume from their last snapshots");
+                }
+                (Some(snapshots), previous)
+            }
+            None => (None, None),
+        };
         let subscribers = Subscribers::new(Console::new(self.console));
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = self
@@ -267,6 +304,8 @@ impl EngineBuilder {
             shut_down_health: Vec::new(),
             health_cursor: 0,
             bus: Bus::default(),
+            snapshots,
+            previous_run,
         })
     }
 }
@@ -417,6 +456,7 @@ impl Engine {
 
     fn load(&mut self, path: &Path, strategy: Option<Strategy>) -> Result<String> {
         let frame = self.frame_info(Instant::now());
+        let snapshot = std::cell::RefCell::new(None);
         // Its first `init` may subscribe and publish: its end of the bus comes first.
         let mut bus = ModuleBus::new("");
         bus.begin_init();
@@ -433,11 +473,23 @@ impl Engine {
                     }
                 },
                 &|name| self.initial_config(name),
+                &|name| {
+                    let found = self.snapshots.as_ref()?.find(name)?;
+                    let state = match &found {
+                        Found::State { state, .. } => Some(state.clone()),
+                        Found::Bad { .. } => None,
+                    };
+                    *snapshot.borrow_mut() = Some(found);
+                    state
+                },
             )
         });
         bus.end_init(loaded.is_ok());
-        let module = loaded?;
+        let (module, restore_error) = loaded?;
         let name = module.name().to_owned();
+        if let Some(found) = snapshot.into_inner() {
+            self.report_restore(&name, found, restore_error);
+        }
         let watcher = if self.watch_files {
             Some(
                 LibraryWatcher::new(path, module.content_hash()).map_err(|source| {
@@ -466,6 +518,116 @@ impl Engine {
             });
         }
         Ok(name)
+    }
+
+    /// Reports what became of module `name`'s snapshot at load.
+    fn report_restore(&mut self, name: &str, found: Found, restore_error: Option<Error>) {
+        let found = match (found, restore_error) {
+            (Found::State { path, .. }, Some(error)) => {
+                let problem = format!("its state does not load into this version: {error}");
+                match &self.snapshots {
+                    Some(snapshots) => snapshots.set_aside(path, problem),
+                    None => return,
+                }
+            }
+            (found, _) => found,
+        };
+        let event = match found {
+            Found::State { age, path, .. } => {
+                tracing::info!(module = %name, age_s = age.as_secs_f64(), path = %path.display(), "state restored from its snapshot");
+                EngineEvent::Restored {
+                    module: name.to_owned(),
+                    path,
+                    age,
+                }
+            }
+            Found::Bad {
+                path,
+                moved_to,
+                problem,
+            } => {
+                tracing::warn!(module = %name, path = %path.display(), moved_to = ?moved_to, "snapshot not used, set aside ({problem}); the module starts from its default");
+                EngineEvent::SnapshotSetAside {
+                    module: name.to_owned(),
+                    path,
+                    moved_to,
+                    problem,
+                }
+            }
+        };
+        self.subscribers.send(event);
+    }
+
+    /// Takes a snapshot of loaded module `name`, if the engine keeps them.
+    fn snapshot_module(&mut self, name: &str) {
+        let Some(snapshots) = &self.snapshots else {
+            return;
+        };
+        let Some(hosted) = self.modules.iter_mut().find(|m| m.name() == name) else {
+            return;
+        };
+        if hosted.is_faulted() {
+            return;
+        }
+        if let Some(module) = hosted.loaded_mut()
+            && let Err(error) = snapshots.take(module)
+        {
+            let error = error.to_string();
+            tracing::warn!(module = %name, "snapshot not taken: {error}");
+            self.subscribers.send(EngineEvent::SnapshotFailed {
+                module: name.to_owned(),
+                error,
+            });
+        }
+    }
+
+    /// Snapshots of every loaded module that is not faulted (a faulted one keeps its last
+    /// good snapshot).
+    pub(crate) fn snapshot_all(&mut self) {
+        if self.snapshots.is_none() {
+            return;
+        }
+        for name in self.module_names() {
+            self.snapshot_module(&name);
+        }
+    }
+
+    /// Reports snapshots the writer could not write.
+    fn report_snapshot_failures(&mut self) {
+        let Some(snapshots) = &self.snapshots else {
+            return;
+        };
+        for (module, error) in snapshots.failures() {
+            tracing::warn!(module = %module, "snapshot not written: {error}");
+            self.subscribers
+                .send(EngineEvent::SnapshotFailed { module, error });
+        }
+    }
+
+    /// How the previous run that used this engine's state directory ended, when it did
+    /// not end cleanly: a crash in a module (which, which call, which signal) or an end
+    /// without shutdown (killed). Read when the engine was built.
+    pub fn previous_run(&self) -> Option<&PreviousRun> {
+        self.previous_run.as_ref()
+    }
+
+    /// The state directory, when the engine keeps snapshots.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.snapshots.as_ref().map(Snapshots::dir)
+    }
+
+    /// Takes a snapshot of every loaded module now and waits until they are on disk.
+    pub fn snapshot_now(&mut self) {
+        self.snapshot_all();
+        self.snapshot_now_flush();
+    }
+
+    /// Waits until every snapshot taken is on disk, and reports those that failed.
+    pub(crate) fn snapshot_now_flush(&mut self) {
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.flush();
+        }
+        self.report_snapshot_failures();
     }
 
     /// The config a module of that name starts with: its file's, or its type's defaults.
@@ -611,6 +773,7 @@ impl Engine {
                 }
                 self.clock.reloaded(reloaded.took);
                 self.subscribers.send(EngineEvent::Reloaded(reloaded));
+                self.snapshot_module(name);
             }
             Err(error) => {
                 if let Some(hosted) = hosted {
@@ -1011,6 +1174,10 @@ impl Engine {
             });
         }
         self.poll_due_health();
+        if self.snapshots.as_mut().is_some_and(Snapshots::due) {
+            self.snapshot_all();
+            self.report_snapshot_failures();
+        }
         let took = start.elapsed();
         self.clock.frame_finished(took);
         self.report_slow_frame(frame.frame, took);
@@ -1144,6 +1311,8 @@ impl Engine {
             self.shut_down = self.modules.iter().map(HostedModule::timing).collect();
             self.shut_down_health = self.health_report().modules;
         }
+        // The state as it ran, before `shutdown` runs.
+        self.snapshot_all();
         let mut first_error = None;
         for hosted in self.modules.drain(..) {
             let name = hosted.name().to_owned();
@@ -1152,6 +1321,10 @@ impl Engine {
                 first_error.get_or_insert(e);
             }
         }
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.close();
+        }
+        self.report_snapshot_failures();
         first_error.map_or(Ok(()), Err)
     }
 

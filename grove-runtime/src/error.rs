@@ -318,6 +318,16 @@ pub enum Error {
         source: grove::BusError,
     },
 
+    /// The state directory cannot be used (made, written, flushed).
+    #[error("cannot keep snapshots in {path}: {source}; give a writable directory")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
     /// Building a watched module crate failed; the running version is kept.
     #[error("module crate {dir}: {source}")]
     Build {

@@ -134,6 +134,36 @@ pub enum EngineEvent {
         /// What went wrong.
         problem: String,
     },
+    /// A module that loaded took its state from its snapshot.
+    Restored {
+        /// The module.
+        module: String,
+        /// The snapshot file.
+        path: PathBuf,
+        /// How old the state is.
+        age: Duration,
+    },
+    /// A module's snapshot could not be used (a damaged, foreign or newer file, or a state
+    /// this version cannot read): it was renamed aside, never deleted, and the module
+    /// started from its default.
+    SnapshotSetAside {
+        /// The module.
+        module: String,
+        /// The file.
+        path: PathBuf,
+        /// Where it was moved; `None` when it could not be moved.
+        moved_to: Option<PathBuf>,
+        /// Why it was not used.
+        problem: String,
+    },
+    /// A snapshot could not be taken or written (a full disk, say); frames go on and the
+    /// next one is tried as usual.
+    SnapshotFailed {
+        /// The module.
+        module: String,
+        /// Why.
+        error: String,
+    },
     /// A module's health status changed (or its first report is not healthy): see
     /// [`Module::health`](grove::Module::health).
     HealthChanged {
@@ -240,6 +270,31 @@ impl fmt::Display for EngineEvent {
                 topic,
                 problem,
             } => write!(f, "module `{module}`, topic `{topic}`: {problem}"),
+            EngineEvent::Restored { module, path, age } => write!(
+                f,
+                "module `{module}` resumed from its snapshot {} ({:.1} s old)",
+                path.display(),
+                age.as_secs_f64()
+            ),
+            EngineEvent::SnapshotSetAside {
+                module,
+                path,
+                moved_to,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "snapshot {} of module `{module}` not used: {problem}",
+                    path.display()
+                )?;
+                match moved_to {
+                    Some(to) => write!(f, "; set aside as {}", to.display()),
+                    None => Ok(()),
+                }
+            }
+            EngineEvent::SnapshotFailed { module, error } => {
+                write!(f, "snapshot of module `{module}` failed: {error}")
+            }
             EngineEvent::Configured { module, origin } => {
                 write!(f, "module `{module}` configured from {origin}")
             }

@@ -92,16 +92,25 @@ impl LoadedModule {
     /// Loads the module library at `path`, staging it in `staging`, and runs its `init`
     /// with `frame`.
     pub fn load_in(path: &Path, staging: &Arc<Staging>, frame: &FrameInfo) -> Result<Self> {
-        Self::load_admitted(path, staging, frame, &admit_any, &|_| {}, &|_| {
-            Ok(GivenConfig::defaults())
-        })
+        Self::load_admitted(
+            path,
+            staging,
+            frame,
+            &admit_any,
+            &|_| {},
+            &|_| Ok(GivenConfig::defaults()),
+            &|_| None,
+        )
+        .map(|(module, _)| module)
     }
 
     /// As [`LoadedModule::load_in`], if `admit` admits the library's header: asked before
     /// any of the library's code runs. `watch` is handed the module's call marker before
     /// its first call (the engine's watchdog watches `create` and `init` too). `config`
     /// gives the config for the module of that name, handed over before `init` if the
-    /// module takes one.
+    /// module takes one; `state` a saved state (self-describing) to start from instead of
+    /// the default. A saved state that does not load is returned with the module, which
+    /// then starts from its default.
     pub(crate) fn load_admitted(
         path: &Path,
         staging: &Arc<Staging>,
@@ -109,23 +118,30 @@ impl LoadedModule {
         admit: Admit<'_>,
         watch: &dyn Fn(&Arc<ModuleCalls>),
         config: &dyn Fn(&str) -> Result<GivenConfig>,
-    ) -> Result<Self> {
+        state: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<(Self, Option<Error>)> {
         crate::ffi::crash::install();
         let library = Library::load(path, staging, admit)?;
         let calls = ModuleCalls::new(library.name());
         watch(&calls);
         let mut instance = Instance::create(library, calls)?;
+        let restore_error = state(instance.name()).and_then(|state| {
+            instance
+                .load_state(StateFormat::SelfDescribing, &state)
+                .err()
+        });
         let given = config(instance.name())?;
         let config = configure(&mut instance, &given, CONFIG_STRICT)?.map(|applied| applied.config);
         instance.init(frame)?;
         tracing::info!(module = %instance.name(), path = %path.display(), "module loaded");
-        Ok(Self {
+        let module = Self {
             instance,
             generation: 1,
             fault: None,
             staging: Arc::clone(staging),
             config,
-        })
+        };
+        Ok((module, restore_error))
     }
 
     /// The config in force, every field included; `None` when the module takes no config.

@@ -15,6 +15,7 @@ mod messaging;
 mod reliability;
 mod reload;
 mod showcase;
+mod snapshots;
 mod static_modules;
 mod support;
 mod systems;

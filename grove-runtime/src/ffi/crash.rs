@@ -157,6 +157,51 @@ pub(crate) fn install() {
     });
 }
 
+/// Where the handler records a crash (a state directory's `crashed` file), or null.
+static MARKER: std::sync::atomic::AtomicPtr<libc::c_char> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes the handler record a crash in the file at `path` (module, call, signal), for the
+/// next run to read. The path is kept for the life of the process.
+pub(crate) fn set_marker(path: std::ffi::CString) {
+    let old = MARKER.swap(path.into_raw(), Ordering::SeqCst);
+    // The old path is leaked, not freed: a handler running now on another thread may be
+    // reading it.
+    let _ = old;
+}
+
+/// Writes the crash record, if a state directory asked for one.
+fn write_marker(module: &[u8], call: &[u8], signal: &str) {
+    let path = MARKER.load(Ordering::SeqCst);
+    if path.is_null() {
+        return;
+    }
+    // SAFETY: `open`, `write` and `close` are async-signal-safe; `path` is a leaked,
+    // NUL-terminated `CString` that is never freed.
+    unsafe {
+        let fd = libc::open(
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return;
+        }
+        for part in [
+            &b"module="[..],
+            module,
+            b"\ncall=",
+            call,
+            b"\nsignal=",
+            signal.as_bytes(),
+            b"\n",
+        ] {
+            let _ = libc::write(fd, part.as_ptr().cast(), part.len());
+        }
+        libc::close(fd);
+    }
+}
+
 /// Writes `bytes` to stderr, ignoring errors (there is nothing else to do with them here).
 fn write_stderr(bytes: &[u8]) {
     // SAFETY: `write` is async-signal-safe and reads `bytes.len()` bytes of a live slice.
@@ -198,6 +243,7 @@ extern "C" fn on_fatal_signal(signal: c_int, info: *mut siginfo_t, context: *mut
         ] {
             write_stderr(part);
         }
+        write_marker(module, call, name);
     }
     // Put the previous handler back and let the signal take its course with it.
     let previous = index.and_then(|i| PREVIOUS.get().and_then(|p| p[i]));
