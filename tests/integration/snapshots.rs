@@ -316,3 +316,25 @@ fn a_state_dir_that_cannot_be_made_is_an_error_at_build() {
         "{error}"
     );
 }
+
+#[test]
+fn a_snapshot_that_cannot_be_written_is_reported_and_frames_go_on() {
+    let dir = scratch_dir().join("state");
+    let mut engine = engine_in(&dir);
+    let events = engine.subscribe();
+    engine.load_module(counter("v1")).unwrap();
+    engine.run_frames(2);
+    // The directory is gone (a disk unmounted, say), a file in its place.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    engine.snapshot_now();
+    let failed = events.try_iter().find_map(|e| match e {
+        EngineEvent::SnapshotFailed { module, error } => Some((module, error)),
+        _ => None,
+    });
+    let (module, error) = failed.expect("reported");
+    assert_eq!(module, "counter");
+    assert!(error.contains("cannot write"), "{error}");
+    engine.run_frames(3);
+    assert_eq!(count(&mut engine), 5, "frames went on");
+}
