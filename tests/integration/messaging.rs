@@ -407,3 +407,32 @@ fn a_reload_keeps_the_subscriptions_unless_the_new_init_makes_others() {
     engine.reload("consumer").unwrap();
     assert_eq!(subscriptions(&engine), ["other:*"]);
 }
+
+#[test]
+fn a_payload_that_cannot_be_encoded_is_an_error_and_an_event() {
+    let mut engine = unpaced_engine();
+    let events = engine.subscribe();
+    pair(&mut engine, 1, subscribe_all());
+    engine
+        .configure(
+            "producer",
+            &json!({"topic": "count:tick", "per_frame": 1, "unencodable": true}),
+        )
+        .unwrap();
+    engine.run_frames(3);
+    let producer = state(&mut engine, "producer");
+    assert_eq!(producer.bus_errors.len(), 3);
+    assert!(
+        producer.bus_errors[0].contains("cannot encode the message for `broken`")
+            && producer.bus_errors[0].contains("refuses to be encoded"),
+        "{:?}",
+        producer.bus_errors
+    );
+    assert!(events.try_iter().any(|e| matches!(
+        &e,
+        EngineEvent::MessageProblem { module, topic, problem }
+            if module == "producer" && topic == "broken" && problem.contains("refuses to be encoded")
+    )));
+    // The good publications still flow.
+    assert_eq!(received_seqs(&mut engine), [0, 1]);
+}
