@@ -63,6 +63,7 @@ mod context;
 mod health;
 mod module;
 mod positional;
+mod schema;
 pub mod state;
 
 pub use bus::{Backpressure, BusError, DecodeError, Message};

@@ -109,31 +109,33 @@ pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T,
     }
 }
 
-/// A hash of the full serde shape of `T`, nested types included, and of the positional
-/// format's version (so that two SDKs with different layouts never read each other's
-/// bytes positionally), or
-/// [`SCHEMA_UNKNOWN`](abi::SCHEMA_UNKNOWN) when it cannot be traced (a type whose
-/// `Deserialize` rejects the tracer's sample values, for instance). Unknown schemas always
-/// take the self-describing path, so an untraceable type is slower to reload, never wrong.
+/// A hash of the full serde shape of `T`, nested types and every variant of every enum
+/// included (see `schema.rs`), and of the positional format's version (so that two SDKs
+/// with different layouts never read each other's bytes positionally), or
+/// [`SCHEMA_UNKNOWN`](abi::SCHEMA_UNKNOWN) when it cannot be traced (a type that needs a
+/// self-describing format, or whose `Deserialize` rejects the tracer's sample values).
+/// Unknown schemas always take the self-describing path, so an untraceable type is slower
+/// to reload, never wrong.
 pub fn fingerprint<T: DeserializeOwned>() -> u64 {
     fingerprint_for_format::<T>(crate::positional::FORMAT_VERSION)
 }
 
 /// [`fingerprint`] for the positional format's version `version`.
 fn fingerprint_for_format<T: DeserializeOwned>(version: u32) -> u64 {
-    use serde_reflection::{Tracer, TracerConfig};
-
-    let mut tracer = Tracer::new(TracerConfig::default());
-    let Ok((root, _)) = tracer.trace_simple_type::<T>() else {
-        return abi::SCHEMA_UNKNOWN;
+    let shape = match crate::schema::trace::<T>() {
+        Ok(shape) => shape,
+        Err(error) => {
+            tracing::debug!(
+                state = std::any::type_name::<T>(),
+                %error,
+                "state schema not traced; reloads take the self-describing path"
+            );
+            return abi::SCHEMA_UNKNOWN;
+        }
     };
-    let Ok(registry) = tracer.registry() else {
-        return abi::SCHEMA_UNKNOWN;
-    };
-    let Ok(shape) = crate::positional::to_vec(&(version, root, registry)) else {
-        return abi::SCHEMA_UNKNOWN;
-    };
-    match fnv1a64(&shape) {
+    let mut bytes = version.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&shape);
+    match fnv1a64(&bytes) {
         abi::SCHEMA_UNKNOWN => 1,
         hash => hash,
     }
@@ -254,6 +256,36 @@ mod tests {
             fingerprint_for_format::<V1>(current),
             fingerprint_for_format::<V1>(current + 1)
         );
+    }
+
+    #[test]
+    fn a_state_with_nested_enums_has_a_fingerprint() {
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Game {
+            units: Vec<Unit>,
+            mode: Mode,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        enum Mode {
+            #[default]
+            Menu,
+            Playing {
+                level: u32,
+            },
+        }
+        #[derive(Serialize, Deserialize)]
+        enum Unit {
+            Idle,
+            Moving(Order),
+        }
+        #[derive(Serialize, Deserialize)]
+        enum Order {
+            Walk,
+            #[serde(alias = "Sprint")]
+            Run(f32),
+        }
+        assert_ne!(fingerprint::<Game>(), abi::SCHEMA_UNKNOWN);
     }
 
     #[test]
