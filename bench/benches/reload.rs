@@ -62,7 +62,7 @@ fn formats(c: &mut Criterion) {
         group.bench_function(format.to_string(), |b| {
             b.iter(|| {
                 let bytes = state::save(&world, format).unwrap();
-                state::load::<World>(&bytes, format).unwrap()
+                state::restore::<World>(&bytes, format).unwrap()
             })
         });
     }

@@ -451,7 +451,7 @@ pub fn formats(rounds: usize) -> FormatFigures {
             .map(|_| {
                 let started = Instant::now();
                 let bytes = state::save(&world, format).unwrap();
-                let back: World = state::load(&bytes, format).unwrap();
+                let back: World = state::restore(&bytes, format).unwrap();
                 std::hint::black_box(back);
                 started.elapsed()
             })

@@ -318,8 +318,9 @@ impl<'a> Message<'a> {
     }
 
     /// The payload as a `T`. A message published as another type is a [`DecodeError`]
-    /// (also counted by the host), never a misread value.
-    pub fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, DecodeError> {
+    /// (also counted by the host), never a misread value: besides the type's shape, a
+    /// positional payload is checked by encoding the value read again.
+    pub fn decode<T: Serialize + DeserializeOwned + 'static>(&self) -> Result<T, DecodeError> {
         decode_payload(self.raw.type_fingerprint, self.raw.format, self.payload()).map_err(
             |reason| {
                 let error = DecodeError {
@@ -340,7 +341,7 @@ impl<'a> Message<'a> {
 /// Decodes a payload sent as `format` by a type of fingerprint `fingerprint` into a `T`,
 /// or says why not. How a host reads a message.
 #[doc(hidden)]
-pub fn decode_payload<T: DeserializeOwned + 'static>(
+pub fn decode_payload<T: Serialize + DeserializeOwned + 'static>(
     fingerprint: u64,
     format: u32,
     payload: &[u8],

@@ -6,7 +6,12 @@
 //! copy-speed run of 8-byte words). Anything it cannot represent faithfully (a field skipped
 //! by `skip_serializing_if`, a type that needs `deserialize_any`) is an error, and the
 //! reload falls back to the self-describing format instead of misreading the state.
+//!
+//! A decode is checked by encoding the value again and comparing with the input
+//! ([`from_slice`]): the fingerprint says the two versions *ask* for the same things, the
+//! check that what was asked for is what was written, for this value.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
@@ -55,9 +60,21 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
     value.serialize(&mut Writer { out })
 }
 
-/// Decodes a `T` that must use all of `bytes`.
-pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
-    let mut reader = Reader { input: bytes };
+/// Decodes a `T` that must use all of `bytes`, and checks that it is exactly the value
+/// that was saved: encoded again, it must give back `bytes` (map entries in any order).
+///
+/// Without the check, a type whose `Serialize` and `Deserialize` disagree would be misread
+/// silently: serde counts a `#[serde(skip)]` variant in the index it writes but not in the
+/// one it reads, a `#[serde(skip_deserializing)]` field is written but not read, a
+/// `serialize_with` may write another shape than its `deserialize_with` reads. With it, a
+/// decode that succeeds is the saved value, and anything else is an error the reload
+/// recovers from by taking the self-describing path.
+pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) -> Result<T> {
+    let mut reader = Reader {
+        input: bytes,
+        len: bytes.len(),
+        maps: HashMap::new(),
+    };
     let value = T::deserialize(&mut reader)?;
     if !reader.input.is_empty() {
         return Err(PositionalError(format!(
@@ -65,31 +82,281 @@ pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
             reader.input.len()
         )));
     }
+    let mut check = Check {
+        expected: bytes,
+        at: 0,
+        maps: reader.maps,
+        open: Vec::new(),
+        capture: None,
+    };
+    value.serialize(&mut Writer { out: &mut check })?;
+    if check.at != bytes.len() {
+        return Err(check.mismatch());
+    }
     Ok(value)
 }
 
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
+/// Where an encoder's bytes go.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Makes room for a length written later by [`Sink::fill_len`]; says where.
+    fn len_slot(&mut self) -> Result<usize>;
+    fn fill_len(&mut self, at: usize, len: usize) -> Result<()>;
+    /// A map starts (before its length).
+    fn map_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn key_start(&mut self) {}
+    fn key_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn value_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn map_end(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
-impl Writer<'_> {
-    fn len(&mut self, len: usize) {
-        self.out.extend_from_slice(&(len as u64).to_le_bytes());
+impl Sink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn len_slot(&mut self) -> Result<usize> {
+        let at = self.len();
+        self.extend_from_slice(&[0; 8]);
+        Ok(at)
+    }
+
+    fn fill_len(&mut self, at: usize, len: usize) -> Result<()> {
+        self[at..at + 8].copy_from_slice(&(len as u64).to_le_bytes());
+        Ok(())
+    }
+}
+
+/// The entries of a map as the decoder found them, by offset in the input.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: std::ops::Range<usize>,
+    end: usize,
+}
+
+/// A sink that compares what is written with the bytes a value was decoded from.
+struct Check<'a> {
+    expected: &'a [u8],
+    /// The next byte to compare.
+    at: usize,
+    /// The entries of each map the decoder read, by the offset of its length.
+    maps: HashMap<usize, Vec<Entry>>,
+    /// The maps being compared, innermost last.
+    open: Vec<OpenMap<'a>>,
+    /// A map key being encoded, to be looked up among its map's entries.
+    capture: Option<Capture>,
+}
+
+struct Capture {
+    bytes: Vec<u8>,
+    /// Maps opened inside the key (their hooks do nothing).
+    depth: usize,
+}
+
+/// A map being compared: its entries may come in another order than they were saved in
+/// (a `HashMap`'s order changes from one instance to the next).
+struct OpenMap<'a> {
+    entries: Vec<Entry>,
+    matched: Vec<bool>,
+    /// Where the map ends in the input.
+    end: usize,
+    /// The entry expected next when the order is the saved one.
+    next: usize,
+    /// Where the value being compared must end.
+    value_end: usize,
+    /// Key bytes to entry, built at the first entry out of order.
+    by_key: Option<HashMap<&'a [u8], usize>>,
+}
+
+impl Check<'_> {
+    fn mismatch(&self) -> PositionalError {
+        PositionalError(format!(
+            "the state read back does not encode to the bytes it was read from (byte {} of {}): \
+             the type's Serialize and Deserialize disagree",
+            self.at,
+            self.expected.len()
+        ))
+    }
+}
+
+impl<'a> Sink for Check<'a> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(capture) = &mut self.capture {
+            capture.bytes.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let end = self.at + bytes.len();
+        if self.expected.get(self.at..end) != Some(bytes) {
+            return Err(self.mismatch());
+        }
+        self.at = end;
+        Ok(())
+    }
+
+    fn len_slot(&mut self) -> Result<usize> {
+        if let Some(capture) = &mut self.capture {
+            return capture.bytes.len_slot();
+        }
+        let at = self.at;
+        if self.expected.len() < at + 8 {
+            return Err(self.mismatch());
+        }
+        self.at += 8;
+        Ok(at)
+    }
+
+    fn fill_len(&mut self, at: usize, len: usize) -> Result<()> {
+        if let Some(capture) = &mut self.capture {
+            return capture.bytes.fill_len(at, len);
+        }
+        if self.expected[at..at + 8] != (len as u64).to_le_bytes() {
+            return Err(PositionalError(format!(
+                "the state read back has another length at byte {at} than was saved"
+            )));
+        }
+        Ok(())
+    }
+
+    fn map_start(&mut self) -> Result<()> {
+        if let Some(capture) = &mut self.capture {
+            capture.depth += 1;
+            return Ok(());
+        }
+        let Some(entries) = self.maps.remove(&self.at) else {
+            return Err(self.mismatch());
+        };
+        let end = entries.last().map_or(self.at + 8, |e| e.end);
+        self.open.push(OpenMap {
+            matched: vec![false; entries.len()],
+            entries,
+            end,
+            next: 0,
+            value_end: 0,
+            by_key: None,
+        });
+        Ok(())
+    }
+
+    fn key_start(&mut self) {
+        match &mut self.capture {
+            Some(capture) => capture.depth += 1,
+            None => {
+                self.capture = Some(Capture {
+                    bytes: Vec::new(),
+                    depth: 0,
+                })
+            }
+        }
+    }
+
+    fn key_end(&mut self) -> Result<()> {
+        match &mut self.capture {
+            Some(capture) if capture.depth > 0 => {
+                capture.depth -= 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let key = self.capture.take().expect("key_start captures").bytes;
+        let expected = self.expected;
+        let Some(map) = self.open.last_mut() else {
+            return Err(self.mismatch());
+        };
+        let in_order = map
+            .entries
+            .get(map.next)
+            .filter(|e| expected[e.key.clone()] == key[..]);
+        let index = match in_order {
+            Some(_) => Some(map.next),
+            None => map
+                .by_key
+                .get_or_insert_with(|| {
+                    map.entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (&expected[e.key.clone()], i))
+                        .collect()
+                })
+                .get(&key[..])
+                .copied(),
+        };
+        match index {
+            Some(i) if !map.matched[i] => {
+                map.matched[i] = true;
+                map.next = i + 1;
+                map.value_end = map.entries[i].end;
+                self.at = map.entries[i].key.end;
+                Ok(())
+            }
+            _ => Err(PositionalError(
+                "the state read back has a map key that was not saved: the type's Serialize and Deserialize disagree".into(),
+            )),
+        }
+    }
+
+    fn value_end(&mut self) -> Result<()> {
+        if self.capture.is_some() {
+            return Ok(());
+        }
+        match self.open.last() {
+            Some(map) if map.value_end == self.at => Ok(()),
+            _ => Err(self.mismatch()),
+        }
+    }
+
+    fn map_end(&mut self) -> Result<()> {
+        if let Some(capture) = &mut self.capture {
+            capture.depth -= 1;
+            return Ok(());
+        }
+        let map = self.open.pop().expect("map_start opened it");
+        if map.matched.iter().any(|m| !m) {
+            return Err(PositionalError(
+                "the state read back has fewer map entries than were saved".into(),
+            ));
+        }
+        self.at = map.end;
+        Ok(())
+    }
+}
+
+struct Writer<'a, S> {
+    out: &'a mut S,
+}
+
+impl<S: Sink> Writer<'_, S> {
+    fn len(&mut self, len: usize) -> Result<()> {
+        self.out.put(&(len as u64).to_le_bytes())
     }
 }
 
 /// A sequence or map being written; `len_at` is where its length goes when it was not
 /// known up front.
-struct Compound<'a, 'b> {
-    writer: &'b mut Writer<'a>,
+struct Compound<'a, 'b, S> {
+    writer: &'b mut Writer<'a, S>,
     len_at: Option<usize>,
     count: usize,
+    map: bool,
 }
 
-impl Compound<'_, '_> {
+impl<S: Sink> Compound<'_, '_, S> {
     fn finish(self) -> Result<()> {
         if let Some(at) = self.len_at {
-            self.writer.out[at..at + 8].copy_from_slice(&(self.count as u64).to_le_bytes());
+            self.writer.out.fill_len(at, self.count)?;
+        }
+        if self.map {
+            self.writer.out.map_end()?;
         }
         Ok(())
     }
@@ -98,20 +365,19 @@ impl Compound<'_, '_> {
 macro_rules! write_le {
     ($($method:ident: $ty:ty),* $(,)?) => {$(
         fn $method(self, v: $ty) -> Result<()> {
-            self.out.extend_from_slice(&v.to_le_bytes());
-            Ok(())
+            self.out.put(&v.to_le_bytes())
         }
     )*};
 }
 
-impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
+impl<'a, 'b, S: Sink> ser::Serializer for &'b mut Writer<'a, S> {
     type Ok = ();
     type Error = PositionalError;
-    type SerializeSeq = Compound<'a, 'b>;
+    type SerializeSeq = Compound<'a, 'b, S>;
     type SerializeTuple = Self;
     type SerializeTupleStruct = Self;
     type SerializeTupleVariant = Self;
-    type SerializeMap = Compound<'a, 'b>;
+    type SerializeMap = Compound<'a, 'b, S>;
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
@@ -122,13 +388,11 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     );
 
     fn serialize_u8(self, v: u8) -> Result<()> {
-        self.out.push(v);
-        Ok(())
+        self.out.put(&[v])
     }
 
     fn serialize_bool(self, v: bool) -> Result<()> {
-        self.out.push(u8::from(v));
-        Ok(())
+        self.out.put(&[u8::from(v)])
     }
 
     fn serialize_char(self, v: char) -> Result<()> {
@@ -140,18 +404,16 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<()> {
-        self.len(v.len());
-        self.out.extend_from_slice(v);
-        Ok(())
+        self.len(v.len())?;
+        self.out.put(v)
     }
 
     fn serialize_none(self) -> Result<()> {
-        self.out.push(0);
-        Ok(())
+        self.out.put(&[0])
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
-        self.out.push(1);
+        self.out.put(&[1])?;
         value.serialize(self)
     }
 
@@ -186,22 +448,19 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         value.serialize(self)
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b>> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b, S>> {
         let len_at = match len {
             Some(len) => {
-                self.len(len);
+                self.len(len)?;
                 None
             }
-            None => {
-                let at = self.out.len();
-                self.len(0);
-                Some(at)
-            }
+            None => Some(self.out.len_slot()?),
         };
         Ok(Compound {
             writer: self,
             len_at,
             count: 0,
+            map: false,
         })
     }
 
@@ -224,8 +483,11 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         Ok(self)
     }
 
-    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b>> {
-        self.serialize_seq(len)
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b, S>> {
+        self.out.map_start()?;
+        let mut map = self.serialize_seq(len)?;
+        map.map = true;
+        Ok(map)
     }
 
     fn serialize_struct(self, _: &'static str, _len: usize) -> Result<Self> {
@@ -248,7 +510,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
+impl<S: Sink> ser::SerializeSeq for Compound<'_, '_, S> {
     type Ok = ();
     type Error = PositionalError;
 
@@ -262,17 +524,20 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeMap for Compound<'_, '_> {
+impl<S: Sink> ser::SerializeMap for Compound<'_, '_, S> {
     type Ok = ();
     type Error = PositionalError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
         self.count += 1;
-        key.serialize(&mut *self.writer)
+        self.writer.out.key_start();
+        key.serialize(&mut *self.writer)?;
+        self.writer.out.key_end()
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(&mut *self.writer)
+        value.serialize(&mut *self.writer)?;
+        self.writer.out.value_end()
     }
 
     fn end(self) -> Result<()> {
@@ -282,7 +547,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
 
 macro_rules! fields_in_order {
     ($($trait:ident: $method:ident),* $(,)?) => {$(
-        impl ser::$trait for &mut Writer<'_> {
+        impl<S: Sink> ser::$trait for &mut Writer<'_, S> {
             type Ok = ();
             type Error = PositionalError;
 
@@ -305,7 +570,7 @@ fields_in_order!(
 
 macro_rules! named_fields_in_order {
     ($($trait:ident),* $(,)?) => {$(
-        impl ser::$trait for &mut Writer<'_> {
+        impl<S: Sink> ser::$trait for &mut Writer<'_, S> {
             type Ok = ();
             type Error = PositionalError;
 
@@ -330,9 +595,18 @@ named_fields_in_order!(SerializeStruct, SerializeStructVariant);
 
 struct Reader<'de> {
     input: &'de [u8],
+    /// The length of the whole input, for offsets.
+    len: usize,
+    /// The entries of each map read, by the offset of its length (see [`Check`]).
+    maps: HashMap<usize, Vec<Entry>>,
 }
 
 impl<'de> Reader<'de> {
+    /// Where the next byte is in the whole input.
+    fn offset(&self) -> usize {
+        self.len - self.input.len()
+    }
+
     fn take(&mut self, n: usize) -> Result<&'de [u8]> {
         if self.input.len() < n {
             return Err(PositionalError(format!(
@@ -457,6 +731,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_seq(Elements {
             reader: self,
             left: len,
+            map: None,
         })
     }
 
@@ -464,6 +739,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_seq(Elements {
             reader: self,
             left: len,
+            map: None,
         })
     }
 
@@ -477,10 +753,13 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let at = self.offset();
         let len = self.len()?;
+        self.maps.insert(at, Vec::new());
         visitor.visit_map(Elements {
             reader: self,
             left: len,
+            map: Some(at),
         })
     }
 
@@ -515,10 +794,12 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 }
 
-/// The elements of a sequence, tuple, struct or map, `left` still to read.
+/// The elements of a sequence, tuple, struct or map, `left` still to read; `map` is
+/// where a map's length was, to record where its entries are.
 struct Elements<'a, 'de> {
     reader: &'a mut Reader<'de>,
     left: usize,
+    map: Option<usize>,
 }
 
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
@@ -547,11 +828,29 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.reader).map(Some)
+        let start = self.reader.offset();
+        let key = seed.deserialize(&mut *self.reader)?;
+        let end = self.reader.offset();
+        if let Some(entries) = self.map.and_then(|at| self.reader.maps.get_mut(&at)) {
+            entries.push(Entry {
+                key: start..end,
+                end,
+            });
+        }
+        Ok(Some(key))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        seed.deserialize(&mut *self.reader)
+        let value = seed.deserialize(&mut *self.reader)?;
+        let end = self.reader.offset();
+        if let Some(entry) = self
+            .map
+            .and_then(|at| self.reader.maps.get_mut(&at))
+            .and_then(|entries| entries.last_mut())
+        {
+            entry.end = end;
+        }
+        Ok(value)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -707,6 +1006,45 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(from_slice::<Everything>(&trailing).is_err());
+    }
+
+    #[test]
+    fn floats_keep_their_bits() {
+        let floats = vec![
+            f64::from_bits(0x7ff8_0000_dead_beef),
+            f64::from_bits(0xfff0_0000_0000_0001),
+            -0.0,
+            f64::MIN_POSITIVE / 2.0,
+        ];
+        let singles = (f32::from_bits(0x7fc0_1234), -0.0f32);
+        let back: (Vec<f64>, (f32, f32)) =
+            from_slice(&to_vec(&(&floats, singles)).unwrap()).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.0), bits(&floats));
+        assert_eq!(back.1.0.to_bits(), 0x7fc0_1234);
+        assert_eq!(back.1.1.to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn a_map_entry_read_back_with_another_value_is_refused() {
+        // Reads a map whose values are written one way and read another (the value's
+        // `Deserialize` adds one): the entries are found by key, their values compared.
+        #[derive(Serialize, Debug)]
+        struct Plain(u8);
+        #[derive(Serialize, Debug, PartialEq)]
+        struct Bumped(u8);
+        impl<'de> de::Deserialize<'de> for Bumped {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                u8::deserialize(d).map(|v| Bumped(v + 1))
+            }
+        }
+        let saved = BTreeMap::from([(1u8, Plain(1)), (2, Plain(2))]);
+        let bytes = to_vec(&saved).unwrap();
+        assert!(from_slice::<BTreeMap<u8, Bumped>>(&bytes).is_err());
+        assert_eq!(
+            from_slice::<BTreeMap<u8, u8>>(&bytes).unwrap(),
+            BTreeMap::from([(1, 1), (2, 2)])
+        );
     }
 
     #[test]

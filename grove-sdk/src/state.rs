@@ -24,6 +24,11 @@ use crate::abi;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StateFormat {
     /// Fields in declaration order, no names: both versions must have the same schema.
+    /// A decode is checked: encoded again, the value read must give back the bytes saved
+    /// (map entries in any order), else it is an error and the reload goes by name. So a
+    /// type whose `Serialize` and `Deserialize` disagree (a `#[serde(skip)]` variant,
+    /// which serde counts when writing a variant's index and not when reading it, a
+    /// `skip_deserializing` field, a `serialize_with` of another shape) is never misread.
     Positional,
     /// Fields keyed by name: tolerates added, removed and reordered fields.
     SelfDescribing,
@@ -66,14 +71,52 @@ impl fmt::Display for StateFormat {
     }
 }
 
-/// A state that could not be saved or restored. The message names the field where serde
-/// can tell.
+/// A state that could not be saved or restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateError(String);
+#[non_exhaustive]
+pub enum StateError {
+    /// The value could not be encoded in `format`.
+    Encode {
+        /// The format asked for.
+        format: StateFormat,
+        /// Why, as the encoder said.
+        message: String,
+    },
+    /// The bytes could not be decoded (or, positionally, were not exactly the value saved).
+    Decode {
+        /// The format asked for.
+        format: StateFormat,
+        /// Why, as the decoder said.
+        message: String,
+    },
+    /// One field of a self-describing state could not be decoded.
+    Field {
+        /// The field's path from the state's root, as serde names it (`inner.count`).
+        path: String,
+        /// Why, as the decoder said.
+        message: String,
+    },
+    /// A positional state was to be read by [`load`], which cannot check that the value
+    /// read is the value saved: [`restore`] can.
+    Unchecked,
+}
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            StateError::Encode { format, message } => {
+                write!(f, "cannot encode state ({format}): {message}")
+            }
+            StateError::Decode { format, message } => {
+                write!(f, "cannot decode state ({format}): {message}")
+            }
+            StateError::Field { path, message } => {
+                write!(f, "cannot decode state field `{path}`: {message}")
+            }
+            StateError::Unchecked => f.write_str(
+                "a positional state is only read by `restore`, which checks that it is the value saved",
+            ),
+        }
     }
 }
 
@@ -81,32 +124,47 @@ impl std::error::Error for StateError {}
 
 /// Encodes `value` in `format`.
 pub fn save<T: Serialize>(value: &T, format: StateFormat) -> Result<Vec<u8>, StateError> {
+    let encoded = match format {
+        StateFormat::Positional => crate::positional::to_vec(value).map_err(|e| e.to_string()),
+        StateFormat::SelfDescribing => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+    };
+    encoded.map_err(|message| StateError::Encode { format, message })
+}
+
+/// Decodes a `T` saved by [`save`] in `format`, and, for the positional format, checks that
+/// it is exactly the value saved (see [`StateFormat::Positional`]).
+pub fn restore<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    format: StateFormat,
+) -> Result<T, StateError> {
     match format {
-        StateFormat::Positional => crate::positional::to_vec(value)
-            .map_err(|e| StateError(format!("cannot encode state ({format}): {e}"))),
-        StateFormat::SelfDescribing => rmp_serde::to_vec_named(value)
-            .map_err(|e| StateError(format!("cannot encode state ({format}): {e}"))),
+        StateFormat::Positional => {
+            crate::positional::from_slice(bytes).map_err(|e| StateError::Decode {
+                format,
+                message: e.to_string(),
+            })
+        }
+        StateFormat::SelfDescribing => load(bytes, format),
     }
 }
 
-/// Decodes a `T` from `bytes` in `format`.
+/// Decodes a `T` from a self-describing state: `T` may be another type than the one saved,
+/// holding only the fields it needs. A positional state is refused
+/// ([`StateError::Unchecked`]): read it with [`restore`].
 pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T, StateError> {
-    match format {
-        StateFormat::Positional => crate::positional::from_slice(bytes)
-            .map_err(|e| StateError(format!("cannot decode state ({format}): {e}"))),
-        StateFormat::SelfDescribing => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." || path.is_empty() {
-                    StateError(format!("cannot decode state ({format}): {inner}"))
-                } else {
-                    StateError(format!("cannot decode state field `{path}`: {inner}"))
-                }
-            })
-        }
+    if format == StateFormat::Positional {
+        return Err(StateError::Unchecked);
     }
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            StateError::Decode { format, message }
+        } else {
+            StateError::Field { path, message }
+        }
+    })
 }
 
 /// A hash of the full serde shape of `T`, nested types and every variant of every enum
@@ -207,7 +265,7 @@ mod tests {
             inner: Inner { x: 3 },
         };
         let bytes = save(&v, StateFormat::Positional).unwrap();
-        assert_eq!(load::<V1>(&bytes, StateFormat::Positional).unwrap(), v);
+        assert_eq!(restore::<V1>(&bytes, StateFormat::Positional).unwrap(), v);
     }
 
     #[test]
@@ -286,6 +344,185 @@ mod tests {
             Run(f32),
         }
         assert_ne!(fingerprint::<Game>(), abi::SCHEMA_UNKNOWN);
+    }
+
+    /// What a reload between two same-schema versions does: positional, and by field name
+    /// when that fails. Returns the value restored and the format that restored it.
+    fn carried<T: Serialize + DeserializeOwned>(value: &T) -> (T, StateFormat) {
+        let positional = save(value, StateFormat::Positional)
+            .and_then(|bytes| restore::<T>(&bytes, StateFormat::Positional));
+        match positional {
+            Ok(back) => (back, StateFormat::Positional),
+            Err(_) => {
+                let bytes = save(value, StateFormat::SelfDescribing).unwrap();
+                let back = restore(&bytes, StateFormat::SelfDescribing).unwrap();
+                (back, StateFormat::SelfDescribing)
+            }
+        }
+    }
+
+    #[test]
+    fn a_skipped_variant_does_not_shift_the_others() {
+        // serde writes Walk's index counting the skipped variant (1) and reads index 1 as
+        // the second variant it can read, Run.
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        enum Gait {
+            #[serde(skip)]
+            #[allow(dead_code)]
+            Crawl,
+            Walk,
+            Run,
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Legs {
+            gait: Gait,
+            speed: u8,
+        }
+        let bytes = save(&Gait::Walk, StateFormat::Positional).unwrap();
+        let err = restore::<Gait>(&bytes, StateFormat::Positional).unwrap_err();
+        assert!(matches!(err, StateError::Decode { .. }), "{err}");
+        let legs = Legs {
+            gait: Gait::Walk,
+            speed: 3,
+        };
+        assert_eq!(carried(&legs), (legs, StateFormat::SelfDescribing));
+        // The variant before any skipped one has the same index both ways: positional.
+        let run_first = Legs {
+            gait: Gait::Run,
+            speed: 4,
+        };
+        let (back, _) = carried(&run_first);
+        assert_eq!(back, run_first);
+    }
+
+    #[test]
+    fn a_field_skipped_when_reading_does_not_shift_the_next_ones() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+        struct Inner {
+            a: u64,
+            #[serde(skip_deserializing)]
+            cache: u64,
+            b: u64,
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+        struct Outer {
+            inner: Inner,
+            tail: Vec<u64>,
+        }
+        // Read one field short, these bytes decode without error as
+        // `{ a: 1, b: 2, tail: [2, 5, 6] }`: every value after `cache` moves up a field.
+        let value = Outer {
+            inner: Inner {
+                a: 1,
+                cache: 2,
+                b: 3,
+            },
+            tail: vec![5, 6],
+        };
+        let bytes = save(&value, StateFormat::Positional).unwrap();
+        let err = restore::<Outer>(&bytes, StateFormat::Positional).unwrap_err();
+        assert!(err.to_string().contains("disagree"), "{err}");
+        // By name, the skipped field takes its default, as serde says; nothing else moves.
+        let expected = Outer {
+            inner: Inner {
+                a: 1,
+                cache: 0,
+                b: 3,
+            },
+            tail: vec![5, 6],
+        };
+        assert_eq!(carried(&value), (expected, StateFormat::SelfDescribing));
+    }
+
+    #[test]
+    fn a_field_skipped_when_empty_goes_by_name_and_comes_back() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Target {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            locked: Option<u32>,
+            hp: i16,
+        }
+        let empty = Target {
+            locked: None,
+            hp: -5,
+        };
+        assert!(save(&empty, StateFormat::Positional).is_err());
+        assert_eq!(carried(&empty), (empty, StateFormat::SelfDescribing));
+        let full = Target {
+            locked: Some(9),
+            hp: 7,
+        };
+        assert_eq!(carried(&full), (full, StateFormat::Positional));
+    }
+
+    #[test]
+    fn serialize_with_writing_another_shape_is_caught() {
+        // Written as an f32, read as a u32: the same four bytes, another value.
+        fn as_f32<S: serde::Serializer>(x: &u32, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_f32(*x as f32)
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Score {
+            #[serde(serialize_with = "as_f32")]
+            points: u32,
+            level: u8,
+        }
+        let value = Score {
+            points: 3,
+            level: 2,
+        };
+        let bytes = save(&value, StateFormat::Positional).unwrap();
+        let err = restore::<Score>(&bytes, StateFormat::Positional).unwrap_err();
+        assert!(err.to_string().contains("disagree"), "{err}");
+    }
+
+    #[test]
+    fn serialize_with_that_agrees_with_deserialize_with_stays_positional() {
+        mod offset {
+            pub fn serialize<S: serde::Serializer>(x: &u32, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u32(x.wrapping_add(1))
+            }
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+                <u32 as serde::Deserialize>::deserialize(d).map(|x| x.wrapping_sub(1))
+            }
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Score {
+            #[serde(with = "offset")]
+            points: u32,
+            level: u8,
+        }
+        let value = Score {
+            points: u32::MAX,
+            level: 2,
+        };
+        assert_eq!(carried(&value), (value, StateFormat::Positional));
+    }
+
+    #[test]
+    fn hash_maps_come_back_positionally_in_any_order() {
+        use std::collections::HashMap;
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct World {
+            cells: HashMap<u32, HashMap<String, Vec<u8>>>,
+            names: HashMap<String, Option<u64>>,
+        }
+        let value = World {
+            cells: (0..200u32)
+                .map(|i| {
+                    let inner = (0..i % 7)
+                        .map(|j| (format!("k{j}"), vec![j as u8; j as usize]))
+                        .collect();
+                    (i, inner)
+                })
+                .collect(),
+            names: (0..50)
+                .map(|i| (format!("n{i}"), (i % 2 == 0).then_some(i)))
+                .collect(),
+        };
+        let (back, format) = carried(&value);
+        assert_eq!(format, StateFormat::Positional);
+        assert_eq!(back, value);
     }
 
     #[test]

@@ -531,7 +531,9 @@ impl HostMessage {
 
     /// The payload as a `T`; a message published as a type of another shape is an error
     /// naming both, never a misread value.
-    pub fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, grove::DecodeError> {
+    pub fn decode<T: Serialize + DeserializeOwned + 'static>(
+        &self,
+    ) -> Result<T, grove::DecodeError> {
         grove::bus::decode_payload::<T>(self.fingerprint, self.format, &self.payload).map_err(
             |reason| grove::DecodeError {
                 topic: self.topic.clone(),

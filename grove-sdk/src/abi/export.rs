@@ -217,7 +217,7 @@ unsafe extern "C" fn load_state<M: Exportable>(
     // SAFETY: the host passes bytes valid for this call.
     let bytes = unsafe { bytes.as_slice() };
     guarded("load_state", &error, || {
-        *module = state::load(bytes, format_from_raw(format)?).map_err(|e| e.to_string())?;
+        *module = state::restore(bytes, format_from_raw(format)?).map_err(|e| e.to_string())?;
         Ok(())
     })
 }
