@@ -224,3 +224,136 @@ fn a_module_built_by_another_rustc_loads_and_reloads() {
     drop(module);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The counter's `game` state as the tests read it (by field name), floats as their bits.
+mod game {
+    use std::collections::{BTreeMap, HashMap};
+
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+    pub struct F32(pub u32);
+
+    impl<'de> Deserialize<'de> for F32 {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            f32::deserialize(d).map(|f| F32(f.to_bits()))
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct F64(pub u64);
+
+    impl<'de> Deserialize<'de> for F64 {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            f64::deserialize(d).map(|f| F64(f.to_bits()))
+        }
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub struct State {
+        pub count: u64,
+        pub total: u64,
+        pub world: World,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub struct World {
+        pub units: HashMap<u32, Unit>,
+        pub phase: Phase,
+        pub scores: BTreeMap<String, i64>,
+        pub weather: Option<Weather>,
+        pub log: Vec<Event>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub struct Unit {
+        pub pos: (F32, F32),
+        pub hp: i32,
+        pub order: Order,
+        pub target: Option<u32>,
+        pub inventory: Vec<Item>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Order {
+        Idle,
+        Move { to: (F32, F32), run: bool },
+        Attack(u32),
+        Patrol(Vec<(F32, F32)>),
+        Feel(Mood),
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Mood {
+        Calm,
+        Angry { at: Option<u32> },
+        Scared(F64),
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Item {
+        Coin(u64),
+        Potion { heal: u16 },
+        Key(char),
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Phase {
+        Lobby,
+        Playing { level: u8, since: u64 },
+        Over(Option<String>),
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Weather {
+        Clear,
+        Rain { mm: F32 },
+        Wind(F32, F32),
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub enum Event {
+        Spawned(u32),
+        Died { unit: u32, by: Option<u32> },
+        Said(u32, String),
+    }
+
+    pub fn state(module: &mut grove_runtime::LoadedModule) -> State {
+        let bytes = module.save_state().expect("state saves");
+        rmp_serde::from_slice(&bytes).expect("state decodes")
+    }
+}
+
+#[test]
+fn a_game_state_with_nested_enums_reloads_positionally_and_exactly() {
+    let mut module = LoadedModule::load(counter("game")).unwrap();
+    run(&mut module, 0..40);
+    let before = game::state(&mut module);
+    assert_eq!(before.world.units.len(), 7);
+    assert_eq!(before.world.log.len(), 40);
+    // Frame 39 left the wind with a negative zero and a NaN with a payload.
+    assert_eq!(
+        before.world.weather,
+        Some(game::Weather::Wind(
+            game::F32((-0.0f32).to_bits()),
+            game::F32(0xffc0_0042)
+        ))
+    );
+
+    let reloaded = module.reload(&counter("game_v2"), &frame(40)).unwrap();
+    assert_eq!(
+        reloaded.format,
+        StateFormat::Positional,
+        "same shape, nested enums and all: the fast path"
+    );
+    let after = game::state(&mut module);
+    assert_eq!(after, before, "every value, every float bit, came back");
+
+    run(&mut module, 40..41);
+    let state = game::state(&mut module);
+    assert_eq!(
+        (state.count, state.total),
+        (41, 40 + 2),
+        "the new code runs"
+    );
+}

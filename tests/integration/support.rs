@@ -12,6 +12,8 @@ use serde::Deserialize;
 const COUNTER_VARIANTS: &[&str] = &[
     "",
     "v2",
+    "game",
+    "game_v2",
     "added",
     "removed",
     "reordered",
