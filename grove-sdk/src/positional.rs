@@ -73,7 +73,8 @@ pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) ->
     let mut reader = Reader {
         input: bytes,
         len: bytes.len(),
-        maps: HashMap::new(),
+        maps: Vec::new(),
+        map_at: HashMap::new(),
     };
     let value = T::deserialize(&mut reader)?;
     if !reader.input.is_empty() {
@@ -86,8 +87,11 @@ pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) ->
         expected: bytes,
         at: 0,
         maps: reader.maps,
+        map_at: reader.map_at,
         open: Vec::new(),
-        capture: None,
+        capturing: false,
+        capture_depth: 0,
+        key: Vec::new(),
     };
     value.serialize(&mut Writer { out: &mut check })?;
     if check.at != bytes.len() {
@@ -149,19 +153,39 @@ struct Check<'a> {
     expected: &'a [u8],
     /// The next byte to compare.
     at: usize,
-    /// The entries of each map the decoder read, by the offset of its length.
-    maps: HashMap<usize, Vec<Entry>>,
+    /// The entries of each map the decoder read, in the order it met them.
+    maps: Vec<Vec<Entry>>,
+    /// The index in `maps` of the map whose length is at an offset.
+    map_at: HashMap<usize, usize>,
     /// The maps being compared, innermost last.
     open: Vec<OpenMap<'a>>,
-    /// A map key being encoded, to be looked up among its map's entries.
-    capture: Option<Capture>,
+    /// A map key is being encoded into `key`, to be looked up among its map's entries.
+    capturing: bool,
+    /// Maps and keys opened inside the key being captured (their hooks do nothing).
+    capture_depth: usize,
+    key: Vec<u8>,
 }
 
-struct Capture {
-    bytes: Vec<u8>,
-    /// Maps opened inside the key (their hooks do nothing).
-    depth: usize,
+/// A quick hash for looking map keys up by their bytes (our own bytes: no adversary).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
+
+type ByKey<'a> = HashMap<&'a [u8], usize, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// A map being compared: its entries may come in another order than they were saved in
 /// (a `HashMap`'s order changes from one instance to the next).
@@ -175,7 +199,7 @@ struct OpenMap<'a> {
     /// Where the value being compared must end.
     value_end: usize,
     /// Key bytes to entry, built at the first entry out of order.
-    by_key: Option<HashMap<&'a [u8], usize>>,
+    by_key: Option<ByKey<'a>>,
 }
 
 impl Check<'_> {
@@ -192,8 +216,8 @@ impl Check<'_> {
 impl<'a> Sink for Check<'a> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        if let Some(capture) = &mut self.capture {
-            capture.bytes.extend_from_slice(bytes);
+        if self.capturing {
+            self.key.extend_from_slice(bytes);
             return Ok(());
         }
         let end = self.at + bytes.len();
@@ -205,8 +229,8 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn len_slot(&mut self) -> Result<usize> {
-        if let Some(capture) = &mut self.capture {
-            return capture.bytes.len_slot();
+        if self.capturing {
+            return self.key.len_slot();
         }
         let at = self.at;
         if self.expected.len() < at + 8 {
@@ -217,8 +241,8 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn fill_len(&mut self, at: usize, len: usize) -> Result<()> {
-        if let Some(capture) = &mut self.capture {
-            return capture.bytes.fill_len(at, len);
+        if self.capturing {
+            return self.key.fill_len(at, len);
         }
         if self.expected[at..at + 8] != (len as u64).to_le_bytes() {
             return Err(PositionalError(format!(
@@ -229,13 +253,14 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn map_start(&mut self) -> Result<()> {
-        if let Some(capture) = &mut self.capture {
-            capture.depth += 1;
+        if self.capturing {
+            self.capture_depth += 1;
             return Ok(());
         }
-        let Some(entries) = self.maps.remove(&self.at) else {
+        let Some(&index) = self.map_at.get(&self.at) else {
             return Err(self.mismatch());
         };
+        let entries = std::mem::take(&mut self.maps[index]);
         let end = entries.last().map_or(self.at + 8, |e| e.end);
         self.open.push(OpenMap {
             matched: vec![false; entries.len()],
@@ -249,26 +274,21 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn key_start(&mut self) {
-        match &mut self.capture {
-            Some(capture) => capture.depth += 1,
-            None => {
-                self.capture = Some(Capture {
-                    bytes: Vec::new(),
-                    depth: 0,
-                })
-            }
+        if self.capturing {
+            self.capture_depth += 1;
+        } else {
+            self.capturing = true;
+            self.key.clear();
         }
     }
 
     fn key_end(&mut self) -> Result<()> {
-        match &mut self.capture {
-            Some(capture) if capture.depth > 0 => {
-                capture.depth -= 1;
-                return Ok(());
-            }
-            _ => {}
+        if self.capture_depth > 0 {
+            self.capture_depth -= 1;
+            return Ok(());
         }
-        let key = self.capture.take().expect("key_start captures").bytes;
+        self.capturing = false;
+        let key = &self.key[..];
         let expected = self.expected;
         let Some(map) = self.open.last_mut() else {
             return Err(self.mismatch());
@@ -288,7 +308,7 @@ impl<'a> Sink for Check<'a> {
                         .map(|(i, e)| (&expected[e.key.clone()], i))
                         .collect()
                 })
-                .get(&key[..])
+                .get(key)
                 .copied(),
         };
         match index {
@@ -306,7 +326,7 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn value_end(&mut self) -> Result<()> {
-        if self.capture.is_some() {
+        if self.capturing {
             return Ok(());
         }
         match self.open.last() {
@@ -316,8 +336,8 @@ impl<'a> Sink for Check<'a> {
     }
 
     fn map_end(&mut self) -> Result<()> {
-        if let Some(capture) = &mut self.capture {
-            capture.depth -= 1;
+        if self.capturing {
+            self.capture_depth -= 1;
             return Ok(());
         }
         let map = self.open.pop().expect("map_start opened it");
@@ -597,8 +617,10 @@ struct Reader<'de> {
     input: &'de [u8],
     /// The length of the whole input, for offsets.
     len: usize,
-    /// The entries of each map read, by the offset of its length (see [`Check`]).
-    maps: HashMap<usize, Vec<Entry>>,
+    /// The entries of each map read, in the order met (see [`Check`]).
+    maps: Vec<Vec<Entry>>,
+    /// The index in `maps` of the map whose length is at an offset.
+    map_at: HashMap<usize, usize>,
 }
 
 impl<'de> Reader<'de> {
@@ -755,11 +777,13 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let at = self.offset();
         let len = self.len()?;
-        self.maps.insert(at, Vec::new());
+        let index = self.maps.len();
+        self.maps.push(Vec::new());
+        self.map_at.insert(at, index);
         visitor.visit_map(Elements {
             reader: self,
             left: len,
-            map: Some(at),
+            map: Some(index),
         })
     }
 
@@ -794,8 +818,8 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 }
 
-/// The elements of a sequence, tuple, struct or map, `left` still to read; `map` is
-/// where a map's length was, to record where its entries are.
+/// The elements of a sequence, tuple, struct or map, `left` still to read; `map` is a
+/// map's index in [`Reader::maps`], to record where its entries are.
 struct Elements<'a, 'de> {
     reader: &'a mut Reader<'de>,
     left: usize,
@@ -831,7 +855,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
         let start = self.reader.offset();
         let key = seed.deserialize(&mut *self.reader)?;
         let end = self.reader.offset();
-        if let Some(entries) = self.map.and_then(|at| self.reader.maps.get_mut(&at)) {
+        if let Some(entries) = self.map.map(|index| &mut self.reader.maps[index]) {
             entries.push(Entry {
                 key: start..end,
                 end,
@@ -845,8 +869,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
         let end = self.reader.offset();
         if let Some(entry) = self
             .map
-            .and_then(|at| self.reader.maps.get_mut(&at))
-            .and_then(|entries| entries.last_mut())
+            .and_then(|index| self.reader.maps[index].last_mut())
         {
             entry.end = end;
         }
