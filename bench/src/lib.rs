@@ -1,6 +1,7 @@
 //! Measurements shared by the `grove-bench` table and the criterion benches. Every figure
 //! comes with a floor measured in the same run, so ratios survive a noisy machine.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -428,30 +429,166 @@ impl World {
     }
 }
 
+/// A game-like state with the shapes real states have: units in a `HashMap`, nested
+/// enums (one with an alias), options, tuples and strings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Game {
+    tick: u64,
+    units: HashMap<u32, Unit>,
+    phase: Phase,
+    scores: BTreeMap<String, i64>,
+    log: Vec<LogLine>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Unit {
+    pos: (f32, f32),
+    hp: i32,
+    order: Order,
+    target: Option<u32>,
+    inventory: Vec<Item>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Order {
+    Idle,
+    Move { to: (f32, f32), run: bool },
+    Attack(u32),
+    Feel(Mood),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Mood {
+    Calm,
+    #[serde(alias = "Mad")]
+    Angry {
+        at: Option<u32>,
+    },
+    Scared(f64),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Item {
+    Coin(u64),
+    Potion { heal: u16 },
+    Key(char),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+enum Phase {
+    #[default]
+    Lobby,
+    Playing {
+        level: u8,
+    },
+    Over(Option<String>),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum LogLine {
+    Spawned(u32),
+    Died { unit: u32, by: Option<u32> },
+    Said(u32, String),
+}
+
+impl Game {
+    /// About `bytes` of in-memory data (a unit, its map entry, its inventory and its share
+    /// of the log come to about 160 bytes).
+    pub fn sized(bytes: usize) -> Self {
+        let n = bytes / 160;
+        let units = (0..n as u32)
+            .map(|i| {
+                let order = match i % 4 {
+                    0 => Order::Idle,
+                    1 => Order::Move {
+                        to: (i as f32, -1.5),
+                        run: i % 2 == 0,
+                    },
+                    2 => Order::Attack(i / 2),
+                    _ => Order::Feel(match i % 3 {
+                        0 => Mood::Calm,
+                        1 => Mood::Angry {
+                            at: Some(i + 1).filter(|_| i % 2 == 0),
+                        },
+                        _ => Mood::Scared(0.5),
+                    }),
+                };
+                let inventory = (0..4)
+                    .map(|k| match (i + k) % 3 {
+                        0 => Item::Coin(u64::from(i) * 10),
+                        1 => Item::Potion { heal: k as u16 },
+                        _ => Item::Key('k'),
+                    })
+                    .collect();
+                let unit = Unit {
+                    pos: (i as f32 * 0.25, 3.0),
+                    hp: 100 - (i % 100) as i32,
+                    order,
+                    target: (i % 3 == 0).then_some(i ^ 1),
+                    inventory,
+                };
+                (i, unit)
+            })
+            .collect();
+        Game {
+            tick: 42,
+            units,
+            phase: Phase::Playing { level: 3 },
+            scores: (0..n / 16)
+                .map(|i| (format!("player-{i}"), i as i64))
+                .collect(),
+            log: (0..n as u32 / 2)
+                .map(|i| match i % 3 {
+                    0 => LogLine::Spawned(i),
+                    1 => LogLine::Died {
+                        unit: i,
+                        by: Some(i + 1),
+                    },
+                    _ => LogLine::Said(i, format!("gg {i}")),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Save + load per MiB of in-memory state, for each format, against a deep copy.
 #[derive(Debug, Clone)]
 pub struct FormatFigures {
-    /// Encoded size of a 1 MiB world, positional.
+    /// Encoded size of the 1 MiB state, positional.
     pub positional_bytes: usize,
     /// Encoded size, self-describing.
     pub self_describing_bytes: usize,
-    /// Save + load, positional.
+    /// Save + load, positional (the load checked by encoding again).
     pub positional: Duration,
     /// Save + load, self-describing.
     pub self_describing: Duration,
     /// A deep copy (`clone`) of the same state: the floor of moving it anywhere.
     pub clone: Duration,
+    /// Whether a reload between two versions with this state takes the positional path:
+    /// its schema is traced, and a positional load gives back the value saved.
+    pub takes_positional: bool,
 }
 
-/// Times both formats on a 1 MiB world (best of `rounds`).
+/// Times both formats on a 1 MiB [`World`] (best of `rounds`).
 pub fn formats(rounds: usize) -> FormatFigures {
-    let world = World::sized(1 << 20);
+    formats_of(&World::sized(1 << 20), rounds)
+}
+
+/// Times both formats on a 1 MiB [`Game`] (best of `rounds`).
+pub fn game_formats(rounds: usize) -> FormatFigures {
+    formats_of(&Game::sized(1 << 20), rounds)
+}
+
+fn formats_of<T>(state: &T, rounds: usize) -> FormatFigures
+where
+    T: Serialize + serde::de::DeserializeOwned + Clone + PartialEq,
+{
     let time = |format: StateFormat| {
         (0..rounds)
             .map(|_| {
                 let started = Instant::now();
-                let bytes = state::save(&world, format).unwrap();
-                let back: World = state::restore(&bytes, format).unwrap();
+                let bytes = state::save(state, format).unwrap();
+                let back: T = state::restore(&bytes, format).unwrap();
                 std::hint::black_box(back);
                 started.elapsed()
             })
@@ -461,19 +598,25 @@ pub fn formats(rounds: usize) -> FormatFigures {
     let clone = (0..rounds)
         .map(|_| {
             let started = Instant::now();
-            std::hint::black_box(world.clone());
+            std::hint::black_box(state.clone());
             started.elapsed()
         })
         .min()
         .unwrap();
+    let positional_bytes = state::save(state, StateFormat::Positional).unwrap();
+    let traced = StateFormat::between(state::fingerprint::<T>(), state::fingerprint::<T>())
+        == StateFormat::Positional;
+    let exact = state::restore::<T>(&positional_bytes, StateFormat::Positional)
+        .is_ok_and(|back| back == *state);
     FormatFigures {
-        positional_bytes: state::save(&world, StateFormat::Positional).unwrap().len(),
-        self_describing_bytes: state::save(&world, StateFormat::SelfDescribing)
+        positional_bytes: positional_bytes.len(),
+        self_describing_bytes: state::save(state, StateFormat::SelfDescribing)
             .unwrap()
             .len(),
         positional: time(StateFormat::Positional),
         self_describing: time(StateFormat::SelfDescribing),
         clone,
+        takes_positional: traced && exact,
     }
 }
 

@@ -174,33 +174,43 @@ fn main() {
     }
 
     if run("formats") {
-        eprintln!("state formats...");
-        let f = formats(scale(20));
-        table.row(
-            format!(
-                "state save+load per MiB, positional (fixed-width, {} B)",
-                f.positional_bytes
-            ),
-            ms(f.positional),
-            format!("{} clone", ms(f.clone)),
-            format!("{:.1}x", f.positional.as_secs_f64() / f.clone.as_secs_f64()),
-            "",
-            None,
-        );
-        table.row(
-            format!(
-                "state save+load per MiB, self-describing (MessagePack, {} B)",
-                f.self_describing_bytes
-            ),
-            ms(f.self_describing),
-            format!("{} clone", ms(f.clone)),
-            format!(
-                "{:.1}x",
-                f.self_describing.as_secs_f64() / f.clone.as_secs_f64()
-            ),
-            "",
-            None,
-        );
+        for (what, f) in [
+            ("1 MiB world: particles, heights, tags", {
+                eprintln!("state formats, world...");
+                formats(scale(20))
+            }),
+            ("1 MiB game: units in a HashMap, nested enums, options", {
+                eprintln!("state formats, game...");
+                game_formats(scale(20))
+            }),
+        ] {
+            table.row(
+                format!(
+                    "state save+load, {what}: positional (fixed-width, checked, {} B)",
+                    f.positional_bytes
+                ),
+                ms(f.positional),
+                format!("{} clone", ms(f.clone)),
+                format!("{:.1}x", f.positional.as_secs_f64() / f.clone.as_secs_f64()),
+                "same-shape reload takes it",
+                Some(f.takes_positional),
+            );
+            table.row(
+                format!(
+                    "state save+load, {what}: self-describing (MessagePack, {} B)",
+                    f.self_describing_bytes
+                ),
+                ms(f.self_describing),
+                format!("{} clone", ms(f.clone)),
+                format!(
+                    "{:.1}x ({:.1}x positional)",
+                    f.self_describing.as_secs_f64() / f.clone.as_secs_f64(),
+                    f.self_describing.as_secs_f64() / f.positional.as_secs_f64()
+                ),
+                "",
+                None,
+            );
+        }
     }
 
     if run("soak") {
