@@ -53,12 +53,23 @@
 //! - `tracing` spans opened inside a module are not forwarded; their events are.
 //! - A library must be built with `panic = "unwind"` (the default): a `panic = "abort"`
 //!   build is refused at load, since its first panic would end the host.
-//! - Types whose `Deserialize` rejects sample values cannot be traced for a schema
-//!   fingerprint; they reload through the slower self-describing path.
+//! - Types whose `Deserialize` rejects sample values, or that need a self-describing format
+//!   (untagged or internally tagged enums, `#[serde(flatten)]`), cannot be traced for a
+//!   schema fingerprint; they reload through the slower self-describing path.
+//! - Untagged enums are ambiguous in serde itself: a value is read back as the first
+//!   variant whose shape fits, which need not be the one saved (`#[serde(untagged)] enum
+//!   Count { Wide(u64), Narrow(u8) }` saved as `Narrow(3)` comes back as `Wide(3)`), and a
+//!   `Some(None)` inside one (or inside a `#[serde(flatten)]` field) cannot be read back.
+//!   Give such enums a tag, or keep them out of the state.
+//! - A positional reload falls back to the self-describing path, rather than misread, when
+//!   a type's `Serialize` and `Deserialize` disagree (a `#[serde(skip)]` variant before
+//!   others, a `skip_deserializing` field, a `skip_serializing_if` that skips, a
+//!   `serialize_with` of another shape): slower, never wrong.
 
 pub mod abi;
 pub mod bus;
 pub mod config;
+mod by_name;
 mod context;
 mod health;
 mod module;

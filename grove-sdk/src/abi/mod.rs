@@ -75,8 +75,10 @@ pub const CREATE_SYMBOL_PREFIX: &str = "grove_create_module__";
 
 /// `StateFormat` value: positional, for two versions with the same schema fingerprint.
 pub const STATE_FORMAT_POSITIONAL: u32 = 0;
-/// `StateFormat` value: self-describing, keyed by field names.
-pub const STATE_FORMAT_SELF_DESCRIBING: u32 = 1;
+/// `StateFormat` value: self-describing, keyed by field names, with explicit `Some`s
+/// (1 was plain MessagePack, which reads `Some(None)` back as `None`; a module that only
+/// knows 1 refuses 2, and the reload with it, rather than misreading).
+pub const STATE_FORMAT_SELF_DESCRIBING: u32 = 2;
 
 /// Fingerprint value meaning "the schema could not be traced": never equal to another.
 pub const SCHEMA_UNKNOWN: u64 = 0;
