@@ -33,6 +33,7 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(
 pub(crate) struct Explicit<'a, T: ?Sized>(pub(crate) &'a T);
 
 impl<T: Serialize + ?Sized> Serialize for Explicit<'_, T> {
+    #[inline]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(Tag(serializer))
     }
@@ -74,10 +75,12 @@ impl<S: Serializer> Serializer for Tag<S> {
         serialize_unit_struct: &'static str,
     );
 
+    #[inline]
     fn serialize_none(self) -> Result<S::Ok, S::Error> {
         self.0.serialize_none()
     }
 
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         if nil_like(value) {
             use ser::SerializeTuple;
@@ -89,10 +92,12 @@ impl<S: Serializer> Serializer for Tag<S> {
         }
     }
 
+    #[inline]
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
         self.0.serialize_unit()
     }
 
+    #[inline]
     fn serialize_unit_variant(
         self,
         name: &'static str,
@@ -102,6 +107,7 @@ impl<S: Serializer> Serializer for Tag<S> {
         self.0.serialize_unit_variant(name, index, variant)
     }
 
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -110,6 +116,7 @@ impl<S: Serializer> Serializer for Tag<S> {
         self.0.serialize_newtype_struct(name, &Explicit(value))
     }
 
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -121,14 +128,17 @@ impl<S: Serializer> Serializer for Tag<S> {
             .serialize_newtype_variant(name, index, variant, &Explicit(value))
     }
 
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
         self.0.serialize_seq(len).map(Tag)
     }
 
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
         self.0.serialize_tuple(len).map(Tag)
     }
 
+    #[inline]
     fn serialize_tuple_struct(
         self,
         name: &'static str,
@@ -137,6 +147,7 @@ impl<S: Serializer> Serializer for Tag<S> {
         self.0.serialize_tuple_struct(name, len).map(Tag)
     }
 
+    #[inline]
     fn serialize_tuple_variant(
         self,
         name: &'static str,
@@ -149,10 +160,12 @@ impl<S: Serializer> Serializer for Tag<S> {
             .map(Tag)
     }
 
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
         self.0.serialize_map(len).map(Tag)
     }
 
+    #[inline]
     fn serialize_struct(
         self,
         name: &'static str,
@@ -161,6 +174,7 @@ impl<S: Serializer> Serializer for Tag<S> {
         self.0.serialize_struct(name, len).map(Tag)
     }
 
+    #[inline]
     fn serialize_struct_variant(
         self,
         name: &'static str,
@@ -173,6 +187,7 @@ impl<S: Serializer> Serializer for Tag<S> {
             .map(Tag)
     }
 
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.0.is_human_readable()
     }
@@ -188,6 +203,8 @@ macro_rules! compound {
                 self.0.$method(&Explicit(value))
             }
 
+
+            #[inline]
             fn end(self) -> Result<C::Ok, C::Error> {
                 self.0.end()
             }
@@ -208,6 +225,8 @@ macro_rules! named_compound {
             type Ok = C::Ok;
             type Error = C::Error;
 
+
+            #[inline]
             fn serialize_field<T: Serialize + ?Sized>(
                 &mut self,
                 key: &'static str,
@@ -216,10 +235,14 @@ macro_rules! named_compound {
                 self.0.serialize_field(key, &Explicit(value))
             }
 
+
+            #[inline]
             fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
                 self.0.skip_field(key)
             }
 
+
+            #[inline]
             fn end(self) -> Result<C::Ok, C::Error> {
                 self.0.end()
             }
@@ -233,14 +256,17 @@ impl<C: ser::SerializeMap> ser::SerializeMap for Tag<C> {
     type Ok = C::Ok;
     type Error = C::Error;
 
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
         self.0.serialize_key(&Explicit(key))
     }
 
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         self.0.serialize_value(&Explicit(value))
     }
 
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.0.end()
     }
@@ -294,18 +320,22 @@ impl Serializer for NilProbe {
         serialize_unit_struct: &'static str,
     );
 
+    #[inline]
     fn serialize_none(self) -> Result<bool, NotNil> {
         Ok(true)
     }
 
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<bool, NotNil> {
         Ok(true)
     }
 
+    #[inline]
     fn serialize_unit(self) -> Result<bool, NotNil> {
         Ok(true)
     }
 
+    #[inline]
     fn serialize_unit_variant(
         self,
         _: &'static str,
@@ -315,6 +345,7 @@ impl Serializer for NilProbe {
         Ok(false)
     }
 
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -323,6 +354,7 @@ impl Serializer for NilProbe {
         value.serialize(self)
     }
 
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -333,14 +365,17 @@ impl Serializer for NilProbe {
         Ok(false)
     }
 
+    #[inline]
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotNil> {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotNil> {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_tuple_struct(
         self,
         _: &'static str,
@@ -349,6 +384,7 @@ impl Serializer for NilProbe {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _: &'static str,
@@ -359,14 +395,17 @@ impl Serializer for NilProbe {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotNil> {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, NotNil> {
         Err(NotNil)
     }
 
+    #[inline]
     fn serialize_struct_variant(
         self,
         _: &'static str,
@@ -377,6 +416,7 @@ impl Serializer for NilProbe {
         Err(NotNil)
     }
 
+    #[inline]
     fn collect_str<T: fmt::Display + ?Sized>(self, _: &T) -> Result<bool, NotNil> {
         Ok(false)
     }
@@ -401,6 +441,7 @@ macro_rules! forward_de {
 
 macro_rules! forward_de_with_args {
     () => {
+        #[inline]
         fn deserialize_unit_struct<V: Visitor<'de>>(
             self,
             name: &'static str,
@@ -409,6 +450,7 @@ macro_rules! forward_de_with_args {
             self.0.deserialize_unit_struct(name, Wrap(visitor))
         }
 
+        #[inline]
         fn deserialize_tuple<V: Visitor<'de>>(
             self,
             len: usize,
@@ -417,6 +459,7 @@ macro_rules! forward_de_with_args {
             self.0.deserialize_tuple(len, Wrap(visitor))
         }
 
+        #[inline]
         fn deserialize_tuple_struct<V: Visitor<'de>>(
             self,
             name: &'static str,
@@ -426,6 +469,7 @@ macro_rules! forward_de_with_args {
             self.0.deserialize_tuple_struct(name, len, Wrap(visitor))
         }
 
+        #[inline]
         fn deserialize_struct<V: Visitor<'de>>(
             self,
             name: &'static str,
@@ -435,6 +479,7 @@ macro_rules! forward_de_with_args {
             self.0.deserialize_struct(name, fields, Wrap(visitor))
         }
 
+        #[inline]
         fn deserialize_enum<V: Visitor<'de>>(
             self,
             name: &'static str,
@@ -444,6 +489,7 @@ macro_rules! forward_de_with_args {
             self.0.deserialize_enum(name, variants, Wrap(visitor))
         }
 
+        #[inline]
         fn is_human_readable(&self) -> bool {
             self.0.is_human_readable()
         }
@@ -481,10 +527,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Untag<D> {
     );
     forward_de_with_args!();
 
+    #[inline]
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_option(Wrap(visitor))
     }
 
+    #[inline]
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -525,6 +573,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Payload<D> {
     );
     forward_de_with_args!();
 
+    #[inline]
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_tuple(
             1,
@@ -535,6 +584,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Payload<D> {
         )
     }
 
+    #[inline]
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_tuple(
             1,
@@ -545,6 +595,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Payload<D> {
         )
     }
 
+    #[inline]
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -571,6 +622,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Unwrap<V> {
         f.write_str("a one-element array around an option or a unit")
     }
 
+    #[inline]
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<V::Value, A::Error> {
         let value = seq
             .next_element_seed(self)?
@@ -585,6 +637,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Unwrap<V> {
 impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Unwrap<V> {
     type Value = V::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         if self.unit {
             Untag(d).deserialize_unit(self.visitor)
@@ -620,30 +673,37 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_borrowed_bytes: &'de [u8], visit_byte_buf: Vec<u8>,
     );
 
+    #[inline]
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.0.visit_none()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         self.0.visit_some(Payload(d))
     }
 
+    #[inline]
     fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
         self.0.visit_unit()
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         self.0.visit_newtype_struct(Untag(d))
     }
 
+    #[inline]
     fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
         self.0.visit_seq(Untag(seq))
     }
 
+    #[inline]
     fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         self.0.visit_map(Untag(map))
     }
 
+    #[inline]
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
         self.0.visit_enum(Untag(data))
     }
@@ -652,6 +712,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Untag<S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
         self.0.deserialize(Untag(d))
     }
@@ -660,6 +721,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Untag<S> {
 impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Untag<A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -667,6 +729,7 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Untag<A> {
         self.0.next_element_seed(Untag(seed))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
     }
@@ -675,6 +738,7 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Untag<A> {
 impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for Untag<A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -682,10 +746,12 @@ impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for Untag<A> {
         self.0.next_key_seed(Untag(seed))
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         self.0.next_value_seed(Untag(seed))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
     }
@@ -695,6 +761,7 @@ impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Untag<A> {
     type Error = A::Error;
     type Variant = Untag<A::Variant>;
 
+    #[inline]
     fn variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
@@ -707,18 +774,22 @@ impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Untag<A> {
 impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Untag<A> {
     type Error = A::Error;
 
+    #[inline]
     fn unit_variant(self) -> Result<(), A::Error> {
         self.0.unit_variant()
     }
 
+    #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
         self.0.newtype_variant_seed(Untag(seed))
     }
 
+    #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
         self.0.tuple_variant(len, Wrap(visitor))
     }
 
+    #[inline]
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
