@@ -61,7 +61,9 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 }
 
 /// Decodes a `T` that must use all of `bytes`, and checks that it is exactly the value
-/// that was saved: encoded again, it must give back `bytes` (map entries in any order).
+/// that was saved: encoded again, it must give back `bytes`, map entries in any order (and,
+/// when that fails, sequence elements in any order too: a `HashSet` is written as a
+/// sequence in an order that changes from one instance to the next).
 ///
 /// Without the check, a type whose `Serialize` and `Deserialize` disagree would be misread
 /// silently: serde counts a `#[serde(skip)]` variant in the index it writes but not in the
@@ -70,11 +72,29 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 /// decode that succeeds is the saved value, and anything else is an error the reload
 /// recovers from by taking the self-describing path.
 pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) -> Result<T> {
+    let (value, reader) = decode::<T>(bytes, false)?;
+    let Err(in_order) = check(&value, bytes, reader) else {
+        return Ok(value);
+    };
+    // Perhaps a sequence whose order is not kept (a `HashSet`): read again, noting where
+    // every sequence element is, and compare sequences as sets.
+    let (value, reader) = decode::<T>(bytes, true)?;
+    check(&value, bytes, reader).map_err(|_| in_order)?;
+    Ok(value)
+}
+
+/// Decodes a `T` that must use all of `bytes`; the reader says where maps (and, with
+/// `sequences`, sequences) and their elements are.
+fn decode<'de, T: de::Deserialize<'de>>(
+    bytes: &'de [u8],
+    sequences: bool,
+) -> Result<(T, Reader<'de>)> {
     let mut reader = Reader {
         input: bytes,
         len: bytes.len(),
         maps: Vec::new(),
         map_at: HashMap::new(),
+        seqs: sequences.then(Spans::default),
     };
     let value = T::deserialize(&mut reader)?;
     if !reader.input.is_empty() {
@@ -83,12 +103,19 @@ pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) ->
             reader.input.len()
         )));
     }
+    Ok((value, reader))
+}
+
+/// Encodes `value` against `bytes`, which `reader` decoded it from.
+fn check<T: Serialize>(value: &T, bytes: &[u8], reader: Reader<'_>) -> Result<()> {
     let mut check = Check {
         expected: bytes,
         at: 0,
         maps: reader.maps,
         map_at: reader.map_at,
         open: Vec::new(),
+        seqs: reader.seqs,
+        open_seqs: Vec::new(),
         capturing: false,
         capture_depth: 0,
         key: Vec::new(),
@@ -97,7 +124,15 @@ pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) ->
     if check.at != bytes.len() {
         return Err(check.mismatch());
     }
-    Ok(value)
+    Ok(())
+}
+
+/// Where the elements of each sequence read are, in the order met, and which sequence's
+/// length is at an offset.
+#[derive(Debug, Default)]
+struct Spans {
+    elements: Vec<Vec<std::ops::Range<usize>>>,
+    at: HashMap<usize, usize>,
 }
 
 /// Where an encoder's bytes go.
@@ -118,6 +153,19 @@ trait Sink {
         Ok(())
     }
     fn map_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// A sequence starts (before its length).
+    fn seq_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn seq_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()>
+    where
+        Self: Sized,
+    {
+        value.serialize(&mut Writer { out: self })
+    }
+    fn seq_end(&mut self) -> Result<()> {
         Ok(())
     }
 }
@@ -159,6 +207,10 @@ struct Check<'a> {
     map_at: HashMap<usize, usize>,
     /// The maps being compared, innermost last.
     open: Vec<OpenMap<'a>>,
+    /// Where sequence elements are, when sequences are compared as sets.
+    seqs: Option<Spans>,
+    /// The sequences being compared as sets, innermost last.
+    open_seqs: Vec<OpenSeq<'a>>,
     /// A map key is being encoded into `key`, to be looked up among its map's entries.
     capturing: bool,
     /// Maps and keys opened inside the key being captured (their hooks do nothing).
@@ -202,7 +254,38 @@ struct OpenMap<'a> {
     by_key: Option<ByKey<'a>>,
 }
 
+/// A sequence being compared as a set of elements.
+struct OpenSeq<'a> {
+    elements: Vec<std::ops::Range<usize>>,
+    matched: Vec<bool>,
+    end: usize,
+    /// The element expected next when the order is the saved one.
+    next: usize,
+    /// Element bytes to elements, built at the first element out of order.
+    by_bytes: Option<HashMap<&'a [u8], Vec<usize>, std::hash::BuildHasherDefault<KeyHasher>>>,
+}
+
 impl Check<'_> {
+    /// Compares `value` with the saved bytes at `span`; on failure, leaves the check as it
+    /// was.
+    fn element_at<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        span: &std::ops::Range<usize>,
+    ) -> bool {
+        let (at, maps, seqs) = (self.at, self.open.len(), self.open_seqs.len());
+        self.at = span.start;
+        let same = value.serialize(&mut Writer { out: &mut *self }).is_ok() && self.at == span.end;
+        if !same {
+            self.at = at;
+            self.open.truncate(maps);
+            self.open_seqs.truncate(seqs);
+            self.capturing = false;
+            self.capture_depth = 0;
+        }
+        same
+    }
+
     fn mismatch(&self) -> PositionalError {
         PositionalError(format!(
             "the state read back does not encode to the bytes it was read from (byte {} of {}): \
@@ -260,7 +343,7 @@ impl<'a> Sink for Check<'a> {
         let Some(&index) = self.map_at.get(&self.at) else {
             return Err(self.mismatch());
         };
-        let entries = std::mem::take(&mut self.maps[index]);
+        let entries = self.maps[index].clone();
         let end = entries.last().map_or(self.at + 8, |e| e.end);
         self.open.push(OpenMap {
             matched: vec![false; entries.len()],
@@ -335,6 +418,101 @@ impl<'a> Sink for Check<'a> {
         }
     }
 
+    fn seq_start(&mut self) -> Result<()> {
+        let Some(seqs) = &self.seqs else {
+            return Ok(());
+        };
+        if self.capturing {
+            self.capture_depth += 1;
+            return Ok(());
+        }
+        let Some(&index) = seqs.at.get(&self.at) else {
+            return Err(self.mismatch());
+        };
+        let elements = seqs.elements[index].clone();
+        self.open_seqs.push(OpenSeq {
+            matched: vec![false; elements.len()],
+            end: elements.last().map_or(self.at + 8, |e| e.end),
+            elements,
+            next: 0,
+            by_bytes: None,
+        });
+        Ok(())
+    }
+
+    fn seq_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if self.seqs.is_none() || self.capturing {
+            return value.serialize(&mut Writer { out: self });
+        }
+        let seq = self.open_seqs.last().expect("seq_start opened it");
+        let next = seq.next;
+        let in_order = seq
+            .elements
+            .get(next)
+            .filter(|_| !seq.matched[next])
+            .cloned();
+        // In order, as a `Vec` is; else by its bytes; else (an element holding maps, whose
+        // bytes depend on their order) against every element left.
+        let found = match in_order {
+            Some(span) if self.element_at(value, &span) => Some(next),
+            _ => {
+                let mut bytes = Vec::new();
+                value.serialize(&mut Writer { out: &mut bytes })?;
+                let expected = self.expected;
+                let seq = self.open_seqs.last_mut().expect("seq_start opened it");
+                let by_bytes = seq.by_bytes.get_or_insert_with(|| {
+                    let mut by_bytes: HashMap<_, Vec<usize>, _> = HashMap::default();
+                    for (i, e) in seq.elements.iter().enumerate() {
+                        by_bytes.entry(&expected[e.clone()]).or_default().push(i);
+                    }
+                    by_bytes
+                });
+                let same_bytes = by_bytes
+                    .get(&bytes[..])
+                    .and_then(|candidates| candidates.iter().copied().find(|&i| !seq.matched[i]));
+                match same_bytes {
+                    Some(i) => Some(i),
+                    None => {
+                        let left: Vec<_> = (0..seq.elements.len())
+                            .filter(|&i| !seq.matched[i])
+                            .map(|i| (i, seq.elements[i].clone()))
+                            .collect();
+                        left.into_iter()
+                            .find(|(_, span)| self.element_at(value, span))
+                            .map(|(i, _)| i)
+                    }
+                }
+            }
+        };
+        let Some(i) = found else {
+            return Err(PositionalError(
+                "the state read back has a sequence element that was not saved: the type's Serialize and Deserialize disagree".into(),
+            ));
+        };
+        let seq = self.open_seqs.last_mut().expect("seq_start opened it");
+        seq.matched[i] = true;
+        seq.next = i + 1;
+        Ok(())
+    }
+
+    fn seq_end(&mut self) -> Result<()> {
+        if self.seqs.is_none() {
+            return Ok(());
+        }
+        if self.capturing {
+            self.capture_depth -= 1;
+            return Ok(());
+        }
+        let seq = self.open_seqs.pop().expect("seq_start opened it");
+        if seq.matched.iter().any(|m| !m) {
+            return Err(PositionalError(
+                "the state read back has fewer sequence elements than were saved".into(),
+            ));
+        }
+        self.at = seq.end;
+        Ok(())
+    }
+
     fn map_end(&mut self) -> Result<()> {
         if self.capturing {
             self.capture_depth -= 1;
@@ -355,9 +533,26 @@ struct Writer<'a, S> {
     out: &'a mut S,
 }
 
-impl<S: Sink> Writer<'_, S> {
+impl<'a, S: Sink> Writer<'a, S> {
     fn len(&mut self, len: usize) -> Result<()> {
         self.out.put(&(len as u64).to_le_bytes())
+    }
+
+    /// A sequence or map: its length now if known, else room for it.
+    fn compound<'b>(&'b mut self, len: Option<usize>, map: bool) -> Result<Compound<'a, 'b, S>> {
+        let len_at = match len {
+            Some(len) => {
+                self.len(len)?;
+                None
+            }
+            None => Some(self.out.len_slot()?),
+        };
+        Ok(Compound {
+            writer: self,
+            len_at,
+            count: 0,
+            map,
+        })
     }
 }
 
@@ -376,9 +571,10 @@ impl<S: Sink> Compound<'_, '_, S> {
             self.writer.out.fill_len(at, self.count)?;
         }
         if self.map {
-            self.writer.out.map_end()?;
+            self.writer.out.map_end()
+        } else {
+            self.writer.out.seq_end()
         }
-        Ok(())
     }
 }
 
@@ -469,19 +665,8 @@ impl<'a, 'b, S: Sink> ser::Serializer for &'b mut Writer<'a, S> {
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b, S>> {
-        let len_at = match len {
-            Some(len) => {
-                self.len(len)?;
-                None
-            }
-            None => Some(self.out.len_slot()?),
-        };
-        Ok(Compound {
-            writer: self,
-            len_at,
-            count: 0,
-            map: false,
-        })
+        self.out.seq_start()?;
+        self.compound(len, false)
     }
 
     fn serialize_tuple(self, _len: usize) -> Result<Self> {
@@ -505,9 +690,7 @@ impl<'a, 'b, S: Sink> ser::Serializer for &'b mut Writer<'a, S> {
 
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b, S>> {
         self.out.map_start()?;
-        let mut map = self.serialize_seq(len)?;
-        map.map = true;
-        Ok(map)
+        self.compound(len, true)
     }
 
     fn serialize_struct(self, _: &'static str, _len: usize) -> Result<Self> {
@@ -536,7 +719,7 @@ impl<S: Sink> ser::SerializeSeq for Compound<'_, '_, S> {
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.count += 1;
-        value.serialize(&mut *self.writer)
+        self.writer.out.seq_element(value)
     }
 
     fn end(self) -> Result<()> {
@@ -621,6 +804,8 @@ struct Reader<'de> {
     maps: Vec<Vec<Entry>>,
     /// The index in `maps` of the map whose length is at an offset.
     map_at: HashMap<usize, usize>,
+    /// Where sequence elements are, when asked for.
+    seqs: Option<Spans>,
 }
 
 impl<'de> Reader<'de> {
@@ -749,11 +934,19 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let at = self.offset();
         let len = self.len()?;
+        let seq = self.seqs.as_mut().map(|seqs| {
+            let index = seqs.elements.len();
+            seqs.elements.push(Vec::new());
+            seqs.at.insert(at, index);
+            index
+        });
         visitor.visit_seq(Elements {
             reader: self,
             left: len,
             map: None,
+            seq,
         })
     }
 
@@ -762,6 +955,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
             reader: self,
             left: len,
             map: None,
+            seq: None,
         })
     }
 
@@ -784,6 +978,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
             reader: self,
             left: len,
             map: Some(index),
+            seq: None,
         })
     }
 
@@ -824,6 +1019,8 @@ struct Elements<'a, 'de> {
     reader: &'a mut Reader<'de>,
     left: usize,
     map: Option<usize>,
+    /// A sequence's index in [`Spans::elements`], when element spans are recorded.
+    seq: Option<usize>,
 }
 
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
@@ -834,7 +1031,15 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.reader).map(Some)
+        let start = self.reader.offset();
+        let element = seed.deserialize(&mut *self.reader)?;
+        if let Some(index) = self.seq {
+            let end = self.reader.offset();
+            if let Some(seqs) = &mut self.reader.seqs {
+                seqs.elements[index].push(start..end);
+            }
+        }
+        Ok(Some(element))
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -28,7 +28,9 @@ use crate::abi;
 pub enum StateFormat {
     /// Fields in declaration order, no names: both versions must have the same schema.
     /// A decode is checked: encoded again, the value read must give back the bytes saved
-    /// (map entries in any order), else it is an error and the reload goes by name. So a
+    /// (map entries in any order, and, when that fails, sequence elements in any order, for
+    /// a `HashSet`: such a state is decoded twice), else it is an error and the reload goes
+    /// by name. So a
     /// type whose `Serialize` and `Deserialize` disagree (a `#[serde(skip)]` variant,
     /// which serde counts when writing a variant's index and not when reading it, a
     /// `skip_deserializing` field, a `serialize_with` of another shape) is never misread.
@@ -528,6 +530,43 @@ mod tests {
         let (back, format) = carried(&value);
         assert_eq!(format, StateFormat::Positional);
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn hash_sets_come_back_positionally_in_any_order() {
+        use std::collections::{HashMap, HashSet};
+        #[derive(Serialize, Deserialize, Debug, PartialEq, Eq, Hash)]
+        enum Cell {
+            Wall,
+            Door { locked: bool },
+            Floor(u16),
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Map {
+            seen: HashSet<(i32, i32)>,
+            cells: HashSet<Cell>,
+            rooms: Vec<HashSet<String>>,
+            // A set in the value of a map, and a map in an element of a sequence.
+            doors: HashMap<u8, HashSet<u32>>,
+            layers: Vec<HashMap<String, u8>>,
+        }
+        let value = Map {
+            seen: (0..300).map(|i| (i, -i)).collect(),
+            cells: (0..50)
+                .map(Cell::Floor)
+                .chain([Cell::Wall, Cell::Door { locked: true }])
+                .collect(),
+            rooms: (0..5)
+                .map(|r| (0..r * 3).map(|i| format!("r{r}-{i}")).collect())
+                .collect(),
+            doors: (0..20u8)
+                .map(|d| (d, (0..u32::from(d)).collect()))
+                .collect(),
+            layers: (0..4)
+                .map(|l| (0..10u8).map(|i| (format!("{l}/{i}"), i)).collect())
+                .collect(),
+        };
+        assert_eq!(carried(&value), (value, StateFormat::Positional));
     }
 
     #[test]
