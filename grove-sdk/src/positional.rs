@@ -72,29 +72,28 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 /// decode that succeeds is the saved value, and anything else is an error the reload
 /// recovers from by taking the self-describing path.
 pub fn from_slice<'de, T: de::Deserialize<'de> + Serialize>(bytes: &'de [u8]) -> Result<T> {
-    let (value, reader) = decode::<T>(bytes, false)?;
+    let (value, reader) = decode::<T, false>(bytes)?;
     let Err(in_order) = check(&value, bytes, reader) else {
         return Ok(value);
     };
     // Perhaps a sequence whose order is not kept (a `HashSet`): read again, noting where
     // every sequence element is, and compare sequences as sets.
-    let (value, reader) = decode::<T>(bytes, true)?;
+    let (value, reader) = decode::<T, true>(bytes)?;
     check(&value, bytes, reader).map_err(|_| in_order)?;
     Ok(value)
 }
 
 /// Decodes a `T` that must use all of `bytes`; the reader says where maps (and, with
 /// `sequences`, sequences) and their elements are.
-fn decode<'de, T: de::Deserialize<'de>>(
+fn decode<'de, T: de::Deserialize<'de>, const SETS: bool>(
     bytes: &'de [u8],
-    sequences: bool,
-) -> Result<(T, Reader<'de>)> {
+) -> Result<(T, Reader<'de, SETS>)> {
     let mut reader = Reader {
         input: bytes,
         len: bytes.len(),
         maps: Vec::new(),
         map_at: HashMap::new(),
-        seqs: sequences.then(Spans::default),
+        seqs: Spans::default(),
     };
     let value = T::deserialize(&mut reader)?;
     if !reader.input.is_empty() {
@@ -107,14 +106,18 @@ fn decode<'de, T: de::Deserialize<'de>>(
 }
 
 /// Encodes `value` against `bytes`, which `reader` decoded it from.
-fn check<T: Serialize>(value: &T, bytes: &[u8], reader: Reader<'_>) -> Result<()> {
+fn check<T: Serialize, const SETS: bool>(
+    value: &T,
+    bytes: &[u8],
+    reader: Reader<'_, SETS>,
+) -> Result<()> {
     let mut check = Check {
         expected: bytes,
         at: 0,
         maps: reader.maps,
         map_at: reader.map_at,
         open: Vec::new(),
-        seqs: reader.seqs,
+        seqs: SETS.then_some(reader.seqs),
         open_seqs: Vec::new(),
         capturing: false,
         capture_depth: 0,
@@ -796,7 +799,7 @@ macro_rules! named_fields_in_order {
 
 named_fields_in_order!(SerializeStruct, SerializeStructVariant);
 
-struct Reader<'de> {
+struct Reader<'de, const SETS: bool> {
     input: &'de [u8],
     /// The length of the whole input, for offsets.
     len: usize,
@@ -804,11 +807,11 @@ struct Reader<'de> {
     maps: Vec<Vec<Entry>>,
     /// The index in `maps` of the map whose length is at an offset.
     map_at: HashMap<usize, usize>,
-    /// Where sequence elements are, when asked for.
-    seqs: Option<Spans>,
+    /// Where sequence elements are, with `SETS`.
+    seqs: Spans,
 }
 
-impl<'de> Reader<'de> {
+impl<'de, const SETS: bool> Reader<'de, SETS> {
     /// Where the next byte is in the whole input.
     fn offset(&self) -> usize {
         self.len - self.input.len()
@@ -853,7 +856,7 @@ macro_rules! read_le {
     )*};
 }
 
-impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+impl<'de, const SETS: bool> de::Deserializer<'de> for &mut Reader<'de, SETS> {
     type Error = PositionalError;
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
@@ -936,10 +939,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let at = self.offset();
         let len = self.len()?;
-        let seq = self.seqs.as_mut().map(|seqs| {
-            let index = seqs.elements.len();
-            seqs.elements.push(Vec::new());
-            seqs.at.insert(at, index);
+        let seq = SETS.then(|| {
+            let index = self.seqs.elements.len();
+            self.seqs.elements.push(Vec::new());
+            self.seqs.at.insert(at, index);
             index
         });
         visitor.visit_seq(Elements {
@@ -1015,15 +1018,15 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
 
 /// The elements of a sequence, tuple, struct or map, `left` still to read; `map` is a
 /// map's index in [`Reader::maps`], to record where its entries are.
-struct Elements<'a, 'de> {
-    reader: &'a mut Reader<'de>,
+struct Elements<'a, 'de, const SETS: bool> {
+    reader: &'a mut Reader<'de, SETS>,
     left: usize,
     map: Option<usize>,
     /// A sequence's index in [`Spans::elements`], when element spans are recorded.
     seq: Option<usize>,
 }
 
-impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+impl<'de, const SETS: bool> de::SeqAccess<'de> for Elements<'_, 'de, SETS> {
     type Error = PositionalError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
@@ -1031,13 +1034,14 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
+        if !SETS {
+            return seed.deserialize(&mut *self.reader).map(Some);
+        }
         let start = self.reader.offset();
         let element = seed.deserialize(&mut *self.reader)?;
         if let Some(index) = self.seq {
             let end = self.reader.offset();
-            if let Some(seqs) = &mut self.reader.seqs {
-                seqs.elements[index].push(start..end);
-            }
+            self.reader.seqs.elements[index].push(start..end);
         }
         Ok(Some(element))
     }
@@ -1049,7 +1053,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     }
 }
 
-impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+impl<'de, const SETS: bool> de::MapAccess<'de> for Elements<'_, 'de, SETS> {
     type Error = PositionalError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
@@ -1086,7 +1090,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
     }
 }
 
-impl<'de> de::EnumAccess<'de> for &mut Reader<'de> {
+impl<'de, const SETS: bool> de::EnumAccess<'de> for &mut Reader<'de, SETS> {
     type Error = PositionalError;
     type Variant = Self;
 
@@ -1097,7 +1101,7 @@ impl<'de> de::EnumAccess<'de> for &mut Reader<'de> {
     }
 }
 
-impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
+impl<'de, const SETS: bool> de::VariantAccess<'de> for &mut Reader<'de, SETS> {
     type Error = PositionalError;
 
     fn unit_variant(self) -> Result<()> {
