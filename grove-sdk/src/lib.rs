@@ -68,8 +68,8 @@
 
 pub mod abi;
 pub mod bus;
-pub mod config;
 mod by_name;
+pub mod config;
 mod context;
 mod health;
 mod module;

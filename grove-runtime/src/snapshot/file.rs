@@ -27,6 +27,9 @@ pub(crate) struct Header {
     pub(crate) type_name: String,
     pub(crate) sdk_version: String,
     pub(crate) schema_fingerprint: u64,
+    /// The encoding of the state ([`grove::abi::STATE_FORMAT_SELF_DESCRIBING`] of the SDK
+    /// that wrote it): a host reads only its own.
+    pub(crate) state_format: u32,
     pub(crate) generation: u64,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub(crate) written_ms: u64,
@@ -64,6 +67,9 @@ pub enum SnapshotProblem {
     /// It holds another module.
     #[error("it holds module `{0}`")]
     OtherModule(String),
+    /// Its state is in an encoding this host does not read.
+    #[error("its state is in encoding {0}, not this host's {1}")]
+    OtherEncoding(u32, u32),
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -164,6 +170,7 @@ mod tests {
             type_name: "M".into(),
             sdk_version: "0.1.0".into(),
             schema_fingerprint: 7,
+            state_format: grove::abi::STATE_FORMAT_SELF_DESCRIBING,
             generation: 3,
             written_ms: now_ms(),
         }

@@ -147,6 +147,13 @@ impl Snapshots {
             Ok((header, _)) if header.module != module => {
                 SnapshotProblem::OtherModule(header.module).to_string()
             }
+            Ok((header, _)) if header.state_format != grove::abi::STATE_FORMAT_SELF_DESCRIBING => {
+                SnapshotProblem::OtherEncoding(
+                    header.state_format,
+                    grove::abi::STATE_FORMAT_SELF_DESCRIBING,
+                )
+                .to_string()
+            }
             Ok((header, state)) => {
                 return Some(Found::State {
                     state: state.to_vec(),
@@ -177,6 +184,7 @@ impl Snapshots {
             type_name: module.header().type_name.clone(),
             sdk_version: module.header().sdk_version.clone(),
             schema_fingerprint: module.schema_fingerprint(),
+            state_format: grove::abi::STATE_FORMAT_SELF_DESCRIBING,
             generation: module.generation(),
             written_ms: file::now_ms(),
         };
