@@ -934,6 +934,13 @@ impl Engine {
                 .collect();
             for name in modules {
                 let result = crate::config::read_text(&name, &path).and_then(|text| {
+                    // An editor that truncates and then writes shows an empty file in
+                    // between; applying it would reset every field for a moment. A config
+                    // that means "all defaults" says so with a comment.
+                    if text.trim().is_empty() {
+                        tracing::info!(module = %name, path = %path.display(), "config file is empty (being written?): the config in force stays");
+                        return Ok(None);
+                    }
                     let file = &self.config_files[&name];
                     let mut last = file
                         .last_text
@@ -1051,9 +1058,10 @@ impl Engine {
         self.apply_config(name, &GivenConfig::new(value, ConfigOrigin::Code))
     }
 
-    /// Changes some fields of module `name`'s config: `patch` is merged into the config in
-    /// force (tables key by key, at every depth; anything else replaces), and the result
-    /// applied as [`Engine::configure`] does.
+    /// Changes some fields of module `name`'s config: `patch` is read over the config in
+    /// force, struct by struct at every depth (a field the patch does not give keeps its
+    /// value; a map, list or enum the patch gives replaces the one in force whole), and
+    /// the result applied as [`Engine::configure`] does.
     ///
     /// ```no_run
     /// # fn f(engine: &mut grove_runtime::Engine) -> grove_runtime::Result<()> {
@@ -1062,9 +1070,8 @@ impl Engine {
     /// ```
     pub fn configure_partial(&mut self, name: &str, patch: &impl Serialize) -> Result<()> {
         let patch = to_config_value(name, patch, ConfigOrigin::Partial)?;
-        let mut config = self.config(name)?;
-        grove::config::merge(&mut config, &patch);
-        self.apply_config(name, &GivenConfig::new(config, ConfigOrigin::Partial))
+        let in_force = self.config(name)?;
+        self.apply_config(name, &GivenConfig::partial(in_force, patch))
     }
 
     /// The config in force for module `name`, every field included.

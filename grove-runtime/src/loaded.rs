@@ -41,7 +41,7 @@ fn configure(
             module: instance.name().to_owned(),
         });
     }
-    let bytes = serde_json::to_vec(&given.value).expect("a JSON value is JSON");
+    let (mode, bytes) = given.wire(mode);
     match instance.configure(&bytes, mode) {
         Some(Ok(applied)) => Ok(Some(applied)),
         Some(Err(issue)) => Err(given.refusal(instance.name(), issue)),

@@ -29,7 +29,11 @@ trait Linked: Send {
     fn module(&mut self) -> &mut dyn Module;
     fn module_ref(&self) -> &dyn Module;
     /// `None` for a module added without its config.
-    fn configure(&mut self, given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>>;
+    fn configure(
+        &mut self,
+        given: &Value,
+        base: Option<&Value>,
+    ) -> Option<Result<ConfigApplied, ConfigIssue>>;
 }
 
 struct Plain<M>(M);
@@ -41,7 +45,11 @@ impl<M: Module> Linked for Plain<M> {
     fn module_ref(&self) -> &dyn Module {
         &self.0
     }
-    fn configure(&mut self, _given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>> {
+    fn configure(
+        &mut self,
+        _given: &Value,
+        _base: Option<&Value>,
+    ) -> Option<Result<ConfigApplied, ConfigIssue>> {
         None
     }
 }
@@ -55,8 +63,12 @@ impl<M: Configure> Linked for Configured<M> {
     fn module_ref(&self) -> &dyn Module {
         &self.0
     }
-    fn configure(&mut self, given: &Value) -> Option<Result<ConfigApplied, ConfigIssue>> {
-        Some(grove::config::apply(&mut self.0, given, false))
+    fn configure(
+        &mut self,
+        given: &Value,
+        base: Option<&Value>,
+    ) -> Option<Result<ConfigApplied, ConfigIssue>> {
+        Some(grove::config::apply(&mut self.0, given, base, false))
     }
 }
 
@@ -112,16 +124,18 @@ impl StaticModule {
         }
         let linked = &mut *self.module;
         let _call = self.calls.enter(Call::Configure);
-        let outcome = catch_unwind(AssertUnwindSafe(|| linked.configure(&given.value)))
-            .unwrap_or_else(|payload| {
-                Some(Err(ConfigIssue {
-                    field: Default::default(),
-                    message: format!(
-                        "configure panicked: {}",
-                        crate::error::panic_message(&*payload)
-                    ),
-                }))
-            });
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            linked.configure(&given.value, given.base.as_ref())
+        }))
+        .unwrap_or_else(|payload| {
+            Some(Err(ConfigIssue {
+                field: Default::default(),
+                message: format!(
+                    "configure panicked: {}",
+                    crate::error::panic_message(&*payload)
+                ),
+            }))
+        });
         match outcome {
             Some(Ok(applied)) => {
                 self.config = Some(applied.config);

@@ -384,3 +384,36 @@ fn a_static_module_takes_its_config_as_a_loaded_one_does() {
         Err(Error::NoConfig { .. })
     ));
 }
+
+#[test]
+fn an_emptied_file_is_not_applied_until_it_is_written() {
+    let dir = scratch_dir();
+    let path = config_file(&dir, "step = 6\n");
+    let mut engine = unpaced_engine();
+    let events = engine.subscribe();
+    engine.load_module(tuned("v1")).unwrap();
+    engine.config_file("tuned", &path).unwrap();
+    let _applied_now = events.try_iter().count();
+    // Truncated, as an editor does before writing, then written a moment later.
+    std::fs::write(&path, "").unwrap();
+    let until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < until {
+        engine.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        engine.config("tuned").unwrap()["step"],
+        6,
+        "the config in force stays"
+    );
+    assert!(
+        !events
+            .try_iter()
+            .any(|e| matches!(e, EngineEvent::Configured { .. }))
+    );
+    std::fs::write(&path, "step = 8\n").unwrap();
+    step_until(&mut engine, &events, |e| {
+        matches!(e, EngineEvent::Configured { .. })
+    });
+    assert_eq!(engine.config("tuned").unwrap()["step"], 8);
+}

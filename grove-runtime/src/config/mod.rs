@@ -83,6 +83,8 @@ pub(crate) fn read_text(module: &str, path: &std::path::Path) -> crate::Result<S
 #[derive(Debug, Clone)]
 pub(crate) struct GivenConfig {
     pub(crate) value: Value,
+    /// For a partial update, the config in force it is read over.
+    pub(crate) base: Option<Value>,
     pub(crate) origin: ConfigOrigin,
     /// The file's text, to point at the line of a field.
     text: Option<ConfigText>,
@@ -92,8 +94,32 @@ impl GivenConfig {
     pub(crate) fn new(value: Value, origin: ConfigOrigin) -> Self {
         Self {
             value,
+            base: None,
             origin,
             text: None,
+        }
+    }
+
+    /// A partial update: `patch` read over `in_force`.
+    pub(crate) fn partial(in_force: Value, patch: Value) -> Self {
+        Self {
+            base: Some(in_force),
+            ..Self::new(patch, ConfigOrigin::Partial)
+        }
+    }
+
+    /// The `configure` mode and JSON to send: a partial update goes as
+    /// `[config in force, patch]` in its own mode.
+    pub(crate) fn wire(&self, mode: u32) -> (u32, Vec<u8>) {
+        match &self.base {
+            Some(base) => (
+                grove::abi::CONFIG_PARTIAL,
+                serde_json::to_vec(&[base, &self.value]).expect("JSON values are JSON"),
+            ),
+            None => (
+                mode,
+                serde_json::to_vec(&self.value).expect("a JSON value is JSON"),
+            ),
         }
     }
 
@@ -112,6 +138,7 @@ impl GivenConfig {
         match ConfigText::parse(path, text) {
             Ok(text) => Ok(Self {
                 value: text.value.clone(),
+                base: None,
                 origin,
                 text: Some(text),
             }),

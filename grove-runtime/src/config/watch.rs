@@ -2,7 +2,7 @@
 //!
 //! As for libraries, the watch is on each file's directory, so that an editor that saves by
 //! writing a new file and renaming it over the old one is seen. A file is reported once it
-//! has been quiet for [`QUIET`]: an editor's save is several events (truncate, writes,
+//! has been quiet for [`QUIET`] (50 ms): an editor's save is several events (truncate, writes,
 //! close, or a rename), and reading in the middle would see half a file. The engine then
 //! compares the text with the last it read, so a save that changes nothing applies nothing.
 
@@ -15,7 +15,7 @@ use notify::event::{AccessKind, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 /// How long a config file must see no event before it is read.
-pub(crate) const QUIET: Duration = Duration::from_millis(20);
+pub(crate) const QUIET: Duration = Duration::from_millis(50);
 
 /// Paths of watched files, and when each last changed.
 #[derive(Debug, Default)]

@@ -14,6 +14,11 @@ use crate::Health;
 /// refuses the config. For configs a user just gave (a file saved, `Engine::configure`).
 pub const CONFIG_STRICT: u32 = 0;
 
+/// `mode` of the vtable's `configure`: a partial update, strict. `config` is the JSON array
+/// `[config in force, patch]`: the patch is read over the config in force, struct by
+/// struct (a map, list or enum in the patch replaces the one in force).
+pub const CONFIG_PARTIAL: u32 = 2;
+
 /// `mode` of the vtable's `configure`: an unknown field, or a value the config type cannot
 /// take, is dropped (the field keeps its default) and reported in
 /// [`ConfigApplied::dropped`]. For the config in force handed to a new version after a

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ByteSink, CONFIG_LENIENT, CONFIG_STRICT, ConfigIssue, ConfigureFn, FrameInfo, HostApi,
-    ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status, VTable, encode_health, forward,
-    host, panic,
+    ByteSink, CONFIG_LENIENT, CONFIG_PARTIAL, CONFIG_STRICT, ConfigIssue, ConfigureFn, FrameInfo,
+    HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status, VTable, encode_health,
+    forward, host, panic,
 };
 use crate::config::Configure;
 use crate::state::{self, StateFormat};
@@ -241,9 +241,10 @@ pub unsafe extern "C" fn configure<M: Configure<Config = C>, C>(
     let refusal =
         |issue: ConfigIssue| serde_json::to_string(&issue).expect("an issue is plain data");
     guarded("configure", &error, || {
-        let lenient = match mode {
-            CONFIG_STRICT => false,
-            CONFIG_LENIENT => true,
+        let (lenient, partial) = match mode {
+            CONFIG_STRICT => (false, false),
+            CONFIG_LENIENT => (true, false),
+            CONFIG_PARTIAL => (false, true),
             other => {
                 return Err(format!(
                     "unknown config mode {other}: the host is newer than this module's SDK"
@@ -256,7 +257,18 @@ pub unsafe extern "C" fn configure<M: Configure<Config = C>, C>(
                 message: format!("the host sent a config that is not JSON: {e}"),
             })
         })?;
-        let applied = crate::config::apply(module, &given, lenient).map_err(refusal)?;
+        // A partial update comes as `[config in force, patch]`.
+        let (given, base) = match (partial, &given) {
+            (true, serde_json::Value::Array(pair)) if pair.len() == 2 => (&pair[1], Some(&pair[0])),
+            (true, _) => {
+                return Err(refusal(ConfigIssue {
+                    field: Default::default(),
+                    message: "the host sent a partial update without the config in force".into(),
+                }));
+            }
+            (false, given) => (given, None),
+        };
+        let applied = crate::config::apply(module, given, base, lenient).map_err(refusal)?;
         out.write(&serde_json::to_vec(&applied).expect("a config in force is JSON"));
         Ok(())
     })

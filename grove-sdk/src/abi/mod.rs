@@ -45,8 +45,8 @@ pub use bus::{
 };
 pub use bytes::{ByteSink, RawBytes, Status};
 pub use config::{
-    CONFIG_LENIENT, CONFIG_STRICT, ConfigApplied, ConfigIssue, FieldPath, PathKey, decode_health,
-    encode_health,
+    CONFIG_LENIENT, CONFIG_PARTIAL, CONFIG_STRICT, ConfigApplied, ConfigIssue, FieldPath, PathKey,
+    decode_health, encode_health,
 };
 pub use header::{HEADER_MIN_SIZE_V1, ModuleHeader, PANIC_ABORT, PANIC_UNKNOWN, PANIC_UNWIND};
 pub use log::{LogField, LogMetadata, LogValue, interest, level, value_kind};

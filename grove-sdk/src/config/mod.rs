@@ -7,6 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+mod over;
+
 use crate::Module;
 use crate::abi::{ConfigApplied, ConfigIssue, FieldPath, PathKey};
 
@@ -127,35 +129,19 @@ impl From<&str> for ConfigError {
     }
 }
 
-/// Merges `patch` into `base`: tables are merged key by key, at every depth; anything else
-/// in `patch` (a value, a list, `null`) replaces what `base` has. How a partial config is
-/// applied over the one in force.
-pub fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(base), Value::Object(patch)) => {
-            for (key, value) in patch {
-                match base.get_mut(key) {
-                    Some(slot) => merge(slot, value),
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, patch) => *base = patch.clone(),
-    }
-}
-
-/// Decodes `given` as `M::Config` and hands it to `module`. Strict (`lenient == false`):
-/// any unknown field or value the type cannot take refuses the whole config. Lenient: such
-/// fields are dropped (they keep their default) and listed in the result.
+/// Decodes `given` as `M::Config` and hands it to `module`. What `given` leaves out of a
+/// struct comes from `base` (the config in force, for a partial update) or else from
+/// `Config::default()`. Strict (`lenient == false`): any unknown field or value the type
+/// cannot take refuses the whole config. Lenient: such fields are dropped (they keep their
+/// default) and listed in the result.
 #[doc(hidden)]
 pub fn apply<M: Configure>(
     module: &mut M,
     given: &Value,
+    base: Option<&Value>,
     lenient: bool,
 ) -> Result<ConfigApplied, ConfigIssue> {
-    let (config, in_force, dropped) = decode::<M::Config>(given, lenient)?;
+    let (config, in_force, dropped) = decode::<M::Config>(given, base, lenient)?;
     module.configure(config).map_err(|error| ConfigIssue {
         field: error
             .field
@@ -177,10 +163,11 @@ fn root_issue(message: impl Into<String>) -> ConfigIssue {
     }
 }
 
-/// Decodes `given` over `C::default()`; returns the config, what it encodes to (the config
-/// in force) and, in lenient mode, what was dropped.
+/// Decodes `given` over `base` (or `C::default()`); returns the config, what it encodes to
+/// (the config in force) and, in lenient mode, what was dropped.
 fn decode<C: Serialize + DeserializeOwned + Default>(
     given: &Value,
+    base: Option<&Value>,
     lenient: bool,
 ) -> Result<(C, Value, Vec<ConfigIssue>), ConfigIssue> {
     let mut given = match given {
@@ -198,19 +185,21 @@ fn decode<C: Serialize + DeserializeOwned + Default>(
             "the config type's default cannot be written as a table: {e}"
         ))
     })?;
+    let base = base.unwrap_or(&default);
     let mut dropped = Vec::new();
     // Each pass drops one field in lenient mode; a config has fewer fields than this.
     for _ in 0..1024 {
-        let mut merged = default.clone();
-        merge(&mut merged, &given);
         let mut ignored = Vec::new();
         let mut record = |path: serde_ignored::Path<'_>| ignored.push(ignored_path(&path));
-        let decoded: Result<C, _> = serde_path_to_error::deserialize(
-            serde_ignored::Deserializer::new(&merged, &mut record),
-        );
+        let over = over::Over {
+            given: &given,
+            base: Some(base),
+        };
+        let decoded: Result<C, _> =
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(over, &mut record));
         let issue = match decoded {
             Ok(config) => {
-                // Ignored keys that come from the default are the type's own business (a
+                // Ignored keys that come from the base are the type's own business (a
                 // field it writes but does not read); only the caller's are reported.
                 ignored.retain(|path| lookup(&given, path).is_some());
                 if let Some(path) = ignored.first().filter(|_| !lenient) {
@@ -365,7 +354,7 @@ mod tests {
     }
 
     fn strict(given: Value) -> Result<(Config, Value, Vec<ConfigIssue>), ConfigIssue> {
-        decode::<Config>(&given, false)
+        decode::<Config>(&given, None, false)
     }
 
     #[test]
@@ -402,7 +391,7 @@ mod tests {
     #[test]
     fn lenient_drops_what_does_not_fit_and_says_so() {
         let given = json!({"step": "three", "emitter": {"rate": 2.5, "old": 1}, "label": "x"});
-        let (config, _, dropped) = decode::<Config>(&given, true).unwrap();
+        let (config, _, dropped) = decode::<Config>(&given, None, true).unwrap();
         assert_eq!(config.step, 0, "kept its default");
         assert_eq!(config.emitter.rate, 2.5);
         assert_eq!(config.label.as_deref(), Some("x"));
@@ -410,7 +399,7 @@ mod tests {
         assert_eq!(fields, ["step", "emitter.old"]);
         // An element of a list that does not fit drops the list, not a shifted element.
         let (config, _, dropped) =
-            decode::<Config>(&json!({"layers": ["a", 3, "c"]}), true).unwrap();
+            decode::<Config>(&json!({"layers": ["a", 3, "c"]}), None, true).unwrap();
         assert!(config.layers.is_empty());
         assert_eq!(dropped[0].field.to_string(), "layers");
         assert!(
@@ -420,10 +409,81 @@ mod tests {
         );
     }
 
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    enum Mode {
+        Fast,
+        #[default]
+        Slow,
+        Custom {
+            speed: u32,
+        },
+        Other {
+            x: i32,
+        },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Rich {
+        map: std::collections::BTreeMap<String, u32>,
+        mode: Mode,
+        inner: Option<Emitter>,
+        step: u64,
+    }
+
+    impl Default for Rich {
+        fn default() -> Self {
+            Self {
+                map: [("default_key".to_owned(), 1)].into(),
+                mode: Mode::Custom { speed: 3 },
+                inner: Some(Emitter {
+                    rate: 7.0,
+                    burst: 2,
+                }),
+                step: 1,
+            }
+        }
+    }
+
     #[test]
-    fn merge_is_deep_for_tables_only() {
-        let mut base = json!({"a": {"x": 1, "y": 2}, "list": [1, 2], "o": 5});
-        merge(&mut base, &json!({"a": {"y": 3}, "list": [9], "o": null}));
-        assert_eq!(base, json!({"a": {"x": 1, "y": 3}, "list": [9], "o": null}));
+    fn maps_and_enums_given_replace_the_defaults_whole() {
+        let rich = |given: Value| decode::<Rich>(&given, None, false).map(|(c, _, _)| c);
+        let config = rich(json!({"map": {"only": 3}})).unwrap();
+        assert_eq!(
+            config.map,
+            [("only".to_owned(), 3)].into(),
+            "no default key creeps in"
+        );
+        let config = rich(json!({"mode": {"Other": {"x": -1}}})).unwrap();
+        assert_eq!(config.mode, Mode::Other { x: -1 });
+        let config = rich(json!({"mode": "Fast"})).unwrap();
+        assert_eq!(config.mode, Mode::Fast);
+        // A struct inside an option still takes the default's missing fields.
+        let config = rich(json!({"inner": {"burst": 9}})).unwrap();
+        assert_eq!(
+            config.inner,
+            Some(Emitter {
+                rate: 7.0,
+                burst: 9
+            })
+        );
+        let config = rich(json!({"inner": null})).unwrap();
+        assert_eq!(config.inner, None);
+    }
+
+    #[test]
+    fn a_partial_update_reads_over_the_config_in_force() {
+        let (_, in_force, _) = decode::<Rich>(
+            &json!({"step": 5, "mode": {"Other": {"x": 2}}}),
+            None,
+            false,
+        )
+        .unwrap();
+        let (config, _, _) =
+            decode::<Rich>(&json!({"map": {"k": 4}}), Some(&in_force), false).unwrap();
+        assert_eq!(config.step, 5, "kept from the config in force");
+        assert_eq!(config.mode, Mode::Other { x: 2 });
+        assert_eq!(config.map, [("k".to_owned(), 4)].into());
+        let error = decode::<Rich>(&json!({"stpe": 1}), Some(&in_force), false).unwrap_err();
+        assert_eq!(error.field.to_string(), "stpe");
     }
 }
