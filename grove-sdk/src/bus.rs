@@ -24,6 +24,9 @@ use crate::abi::{
     MESSAGE_SELF_DESCRIBING, RawMessage, SCHEMA_UNKNOWN,
 };
 
+/// The longest topic or pattern, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 1024;
+
 /// How many messages a subscriber's queue holds by default.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
@@ -160,14 +163,17 @@ fn check(topic: &str, pattern: bool) -> Result<(), BusError> {
     if topic.is_empty() {
         return invalid("it is empty");
     }
+    if topic.len() > MAX_TOPIC_BYTES {
+        return invalid("it is longer than 1024 bytes");
+    }
     // Counted, not collected: this runs for every publication.
     let last = topic.bytes().filter(|&b| b == b':').count();
     for (i, segment) in topic.split(':').enumerate() {
         if segment.is_empty() {
             return invalid("it has an empty segment (segments are separated by one `:`)");
         }
-        if segment.chars().any(char::is_whitespace) {
-            return invalid("it contains whitespace");
+        if segment.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid("it contains whitespace or a control character");
         }
         let wildcard =
             segment == "*" || (i == last && (segment == "**" || segment.ends_with(".*")));
@@ -384,7 +390,8 @@ mod tests {
 
     #[test]
     fn bad_topics_and_patterns_say_why() {
-        for bad in ["", "a::b", "a:*", "a b", ":a"] {
+        let long = "a".repeat(MAX_TOPIC_BYTES + 1);
+        for bad in ["", "a::b", "a:*", "a b", ":a", "a:\0b", "a\x1b[2J", &long] {
             assert!(check_topic(bad).is_err(), "{bad:?}");
         }
         for bad in ["a:**:b", "a*", "", "a:b*"] {

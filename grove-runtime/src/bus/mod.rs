@@ -230,6 +230,18 @@ impl Bus {
                         match pushed {
                             Pushed::DroppedOldest | Pushed::Replaced => bus.counters.dropped += 1,
                             Pushed::Rejected => bus.counters.rejected += 1,
+                            Pushed::TooBig => {
+                                bus.counters.dropped += 1;
+                                bus.problem(
+                                    parts.topic,
+                                    format!(
+                                        "a message of {} bytes from `{}` was dropped: a queue holds {} MiB at most",
+                                        parts.payload.len(),
+                                        parts.publisher,
+                                        queue::MAX_QUEUE_BYTES >> 20
+                                    ),
+                                );
+                            }
                             Pushed::Queued => {}
                         }
                         (pushed, policy)
@@ -255,6 +267,7 @@ impl Bus {
                         route.counters.dropped += 1;
                     }
                     Pushed::Rejected => route.counters.rejected += 1,
+                    Pushed::TooBig => route.counters.dropped += 1,
                 }
             }
         }
@@ -503,15 +516,13 @@ impl Inbox {
     }
 }
 
-/// A message received by the host.
+/// A message received by the host: the same questions as a module's
+/// [`Message`](grove::Message) answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostMessage {
-    /// The topic.
-    pub topic: String,
-    /// The module that published it (`host` for the host).
-    pub publisher: String,
-    /// The Rust name of the type it was published as.
-    pub type_name: String,
+    topic: String,
+    publisher: String,
+    type_name: String,
     fingerprint: u64,
     format: u32,
     payload: Vec<u8>,
@@ -527,6 +538,26 @@ impl HostMessage {
             format: parts.format,
             payload: parts.payload.to_vec(),
         }
+    }
+
+    /// The topic it was published on.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The module that published it ([`HOST_PUBLISHER`] for the host).
+    pub fn publisher(&self) -> &str {
+        &self.publisher
+    }
+
+    /// The Rust name of the type it was published as.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The encoded payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
     }
 
     /// The payload as a `T`; a message published as a type of another shape is an error

@@ -7,6 +7,10 @@ use std::collections::VecDeque;
 
 use grove::Backpressure;
 
+/// The most bytes a subscriber's queue holds (topics, names and payloads), whatever its
+/// message count: a subscriber that stops reading big messages costs at most this.
+pub(crate) const MAX_QUEUE_BYTES: usize = 64 << 20;
+
 /// A message as it is pushed: borrowed parts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Parts<'a> {
@@ -48,6 +52,8 @@ pub(crate) enum Pushed {
     Replaced,
     /// Refused: the queue is full (reject).
     Rejected,
+    /// Dropped: the message alone is larger than a queue may hold.
+    TooBig,
 }
 
 /// Messages in order.
@@ -91,8 +97,13 @@ impl Queue {
             return Pushed::Replaced;
         }
         let capacity = capacity.max(1);
+        let size =
+            parts.topic.len() + parts.publisher.len() + parts.type_name.len() + parts.payload.len();
+        if size > MAX_QUEUE_BYTES {
+            return Pushed::TooBig;
+        }
         let mut pushed = Pushed::Queued;
-        if self.entries.len() >= capacity {
+        while self.entries.len() >= capacity || self.live + size > MAX_QUEUE_BYTES {
             if policy == Backpressure::Reject {
                 return Pushed::Rejected;
             }
@@ -155,7 +166,7 @@ impl Queue {
     /// Rewrites the arena with only the live messages once most of it is garbage (dropped
     /// and replaced messages), so a queue that never empties stays bounded.
     fn compact_if_sparse(&mut self) {
-        if self.arena.len() < 64 * 1024 || self.arena.len() < self.live * 2 {
+        if self.arena.len() < 64 * 1024 || self.arena.len() < self.live + self.live / 2 {
             return;
         }
         let mut arena = Vec::with_capacity(self.live * 2);
@@ -256,6 +267,22 @@ mod tests {
             Pushed::Rejected
         );
         assert_eq!(payloads(&q), [[1]]);
+    }
+
+    #[test]
+    fn a_queue_is_bounded_in_bytes_too() {
+        let mut q = Queue::default();
+        let big = vec![0u8; 10 << 20];
+        for _ in 0..20 {
+            q.push(&parts("t", &big), Backpressure::DropOldest, 4096);
+        }
+        assert_eq!(q.len(), MAX_QUEUE_BYTES / (10 << 20));
+        assert!(q.arena.len() <= MAX_QUEUE_BYTES * 3 / 2 + (10 << 20));
+        let huge = vec![0u8; MAX_QUEUE_BYTES + 1];
+        assert_eq!(
+            q.push(&parts("t", &huge), Backpressure::DropOldest, 4096),
+            Pushed::TooBig
+        );
     }
 
     #[test]
