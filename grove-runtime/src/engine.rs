@@ -592,16 +592,20 @@ impl Engine {
         }
     }
 
-    /// Reports snapshots the writer could not write.
-    fn report_snapshot_failures(&mut self) {
+    /// Reports snapshots the writer could not write, and returns them.
+    fn report_snapshot_failures(&mut self) -> Vec<(String, String)> {
         let Some(snapshots) = &self.snapshots else {
-            return;
+            return Vec::new();
         };
-        for (module, error) in snapshots.failures() {
+        let failures = snapshots.failures();
+        for (module, error) in &failures {
             tracing::warn!(module = %module, "snapshot not written: {error}");
-            self.subscribers
-                .send(EngineEvent::SnapshotFailed { module, error });
+            self.subscribers.send(EngineEvent::SnapshotFailed {
+                module: module.clone(),
+                error: error.clone(),
+            });
         }
+        failures
     }
 
     /// How the previous run that used this engine's state directory ended, when it did
@@ -1331,7 +1335,14 @@ impl Engine {
         if let Some(snapshots) = &self.snapshots {
             snapshots.close();
         }
-        self.report_snapshot_failures();
+        // The last snapshots are the state a restart resumes from: not writing them is
+        // an error of the shutdown.
+        if let Some((module, error)) = self.report_snapshot_failures().into_iter().next() {
+            first_error.get_or_insert(Error::Snapshot {
+                module,
+                message: error,
+            });
+        }
         first_error.map_or(Ok(()), Err)
     }
 

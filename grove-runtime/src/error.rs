@@ -328,6 +328,16 @@ pub enum Error {
         source: Arc<io::Error>,
     },
 
+    /// A module's last snapshot could not be written (at shutdown): a restart would resume
+    /// from an older one.
+    #[error("the last snapshot of module `{module}` was not written: {message}")]
+    Snapshot {
+        /// The module.
+        module: String,
+        /// Why.
+        message: String,
+    },
+
     /// Building a watched module crate failed; the running version is kept.
     #[error("module crate {dir}: {source}")]
     Build {

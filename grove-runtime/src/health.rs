@@ -50,6 +50,9 @@ impl HealthReport {
 pub struct ModuleHealth {
     /// The module.
     pub module: String,
+    /// How it is doing, all told: failed when faulted, else what it last reported
+    /// (healthy before it first reports). A health hook that panics reports failed.
+    pub status: HealthStatus,
     /// The library the running version came from; `None` for a static module.
     pub library: Option<PathBuf>,
     /// The generation running (1 after loading, +1 per reload; 0 for a static module).
@@ -83,12 +86,7 @@ impl ModuleHealth {
     /// The module's status: failed when faulted, else what it last reported (healthy when
     /// it has not reported).
     pub fn status(&self) -> HealthStatus {
-        if self.faulted {
-            return HealthStatus::Failed;
-        }
-        self.report
-            .as_ref()
-            .map_or(HealthStatus::Healthy, Health::status)
+        self.status
     }
 }
 

@@ -159,9 +159,11 @@ impl HostedModule {
         let report = match report {
             Ok(Some(report)) => report,
             Ok(None) => return None,
+            // A hook that cannot say how the module is doing is a failure to report, not
+            // good health.
             Err(error) => {
                 self.health.last_error = Some(error.to_string());
-                return None;
+                Health::failed(format!("its health hook failed: {error}"))
             }
         };
         let first = self.health.report.is_none();
@@ -177,8 +179,17 @@ impl HostedModule {
             Kind::Static(m) => m.fault(),
             Kind::Loaded(m) => m.fault(),
         };
+        let status = if timing.faulted {
+            HealthStatus::Failed
+        } else {
+            self.health
+                .report
+                .as_ref()
+                .map_or(HealthStatus::Healthy, Health::status)
+        };
         ModuleHealth {
             module: self.name().to_owned(),
+            status,
             library: match &self.kind {
                 Kind::Static(_) => None,
                 Kind::Loaded(m) => Some(m.path().to_owned()),

@@ -156,13 +156,9 @@ impl LoadedModule {
         self.apply_config(&GivenConfig::new(config, ConfigOrigin::Code))
     }
 
+    /// A faulted module takes a config too: it is the config in force the next version
+    /// is handed, so a config that made the module panic can be fixed before reloading.
     pub(crate) fn apply_config(&mut self, given: &GivenConfig) -> Result<()> {
-        if let Some(message) = &self.fault {
-            return Err(Error::Faulted {
-                module: self.name().to_owned(),
-                message: message.clone(),
-            });
-        }
         match configure(&mut self.instance, given, CONFIG_STRICT)? {
             Some(applied) => {
                 self.config = Some(applied.config);

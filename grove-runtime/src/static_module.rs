@@ -116,12 +116,6 @@ impl StaticModule {
     }
 
     pub(crate) fn apply_config(&mut self, given: &GivenConfig) -> Result<()> {
-        if let Some(message) = &self.fault {
-            return Err(Error::Faulted {
-                module: self.name.clone(),
-                message: message.clone(),
-            });
-        }
         let linked = &mut *self.module;
         let _call = self.calls.enter(Call::Configure);
         let outcome = catch_unwind(AssertUnwindSafe(|| {

@@ -159,3 +159,34 @@ fn health_stays_readable_after_the_engine_stops() {
         Some(HealthStatus::Degraded)
     );
 }
+
+#[test]
+fn a_health_hook_that_panics_reports_failed() {
+    let mut engine = unpaced_engine();
+    let events = engine.subscribe();
+    engine.load_module(tuned("v1")).unwrap();
+    engine.run_frames(2);
+    engine
+        .configure("tuned", &json!({"label": "panic_health"}))
+        .unwrap();
+    let report = engine.health();
+    let entry = report.module("tuned").unwrap();
+    assert_eq!(entry.status(), HealthStatus::Failed);
+    let own = entry.report.as_ref().unwrap();
+    assert!(own.message().contains("fixture panics in health"), "{own}");
+    assert!(events.try_iter().any(|e| matches!(
+        e,
+        EngineEvent::HealthChanged { health, .. } if health.status() == HealthStatus::Failed
+    )));
+    assert!(
+        !entry.faulted,
+        "a panic in the health hook does not fault the module"
+    );
+    engine.run_frames(1);
+    assert_eq!(engine.health().module("tuned").unwrap().frames, 3);
+    let json = serde_json::to_value(engine.health()).unwrap();
+    assert_eq!(
+        json["modules"][0]["status"], "failed",
+        "a status at the top, for monitors"
+    );
+}

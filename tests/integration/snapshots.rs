@@ -76,13 +76,36 @@ fn a_reload_is_snapshotted_at_once() {
     engine.load_module(counter("v1")).unwrap();
     engine.run_frames(7);
     engine.reload("counter").unwrap();
-    engine.snapshot_now(); // only waits for the writer: the reload took the snapshot
-    std::mem::forget(engine); // as if killed: no shutdown, no snapshot at the end
+    // Nothing else takes a snapshot before the shutdown: the file is the reload's.
+    let snapshot = dir.join("counter.snapshot");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !snapshot.exists() {
+        assert!(Instant::now() < deadline, "the reload took no snapshot");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let copy = scratch_dir().join("state");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(&snapshot, copy.join("counter.snapshot")).unwrap();
 
-    let mut engine = engine_in(&dir);
-    assert_eq!(engine.previous_run(), Some(&PreviousRun::Unclean));
-    engine.load_module(counter("v1")).unwrap();
-    assert_eq!(count(&mut engine), 7);
+    let mut elsewhere = engine_in(&copy);
+    elsewhere.load_module(counter("v1")).unwrap();
+    assert_eq!(count(&mut elsewhere), 7);
+}
+
+#[test]
+fn two_engines_cannot_share_a_state_dir() {
+    let dir = scratch_dir().join("state");
+    let first = engine_in(&dir);
+    let error = Engine::builder().state_dir(&dir).build().unwrap_err();
+    assert!(matches!(error, Error::StateDir { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("another engine (process {})", std::process::id())),
+        "{error}"
+    );
+    drop(first);
+    let _second = engine_in(&dir);
 }
 
 /// Spawns this test binary as a child running test `name`, with `env`.
@@ -324,6 +347,10 @@ fn a_snapshot_that_cannot_be_written_is_reported_and_frames_go_on() {
     let events = engine.subscribe();
     engine.load_module(counter("v1")).unwrap();
     engine.run_frames(2);
+    // The directory removed while the engine runs: made again.
+    std::fs::remove_dir_all(&dir).unwrap();
+    engine.snapshot_now();
+    assert!(dir.join("counter.snapshot").exists());
     // The directory is gone (a disk unmounted, say), a file in its place.
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::write(&dir, b"not a directory").unwrap();
@@ -337,4 +364,7 @@ fn a_snapshot_that_cannot_be_written_is_reported_and_frames_go_on() {
     assert!(error.contains("cannot write"), "{error}");
     engine.run_frames(3);
     assert_eq!(count(&mut engine), 5, "frames went on");
+    // The last snapshot not written is the shutdown's error: a restart would lose state.
+    let error = engine.shutdown().unwrap_err();
+    assert!(matches!(error, Error::Snapshot { .. }), "{error:?}");
 }

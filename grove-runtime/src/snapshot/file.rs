@@ -140,6 +140,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or("snapshot");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
+        // Made again if it went away while the engine ran.
+        std::fs::create_dir_all(dir)?;
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;

@@ -88,6 +88,8 @@ pub(crate) struct Snapshots {
     every: Duration,
     last: Instant,
     writer: Writer,
+    /// The `running` file, locked for as long as this engine uses the directory.
+    _running: std::fs::File,
 }
 
 impl Snapshots {
@@ -103,8 +105,15 @@ impl Snapshots {
         // Writable, and files can be flushed and renamed in it: what every snapshot needs.
         file::write_atomic(&dir.join(".probe"), b"grove").map_err(error)?;
         let _ = std::fs::remove_file(dir.join(".probe"));
-        let previous = previous_run(&dir);
-        std::fs::write(dir.join("running"), std::process::id().to_string()).map_err(error)?;
+        let running = lock_running(&dir).map_err(error)?;
+        let previous = previous_run(&dir, running.1);
+        let mut running = running.0;
+        {
+            use std::io::{Seek, Write};
+            running.set_len(0).map_err(error)?;
+            running.rewind().map_err(error)?;
+            write!(running, "{}", std::process::id()).map_err(error)?;
+        }
         let marker = CString::new(dir.join("crashed").as_os_str().as_encoded_bytes())
             .map_err(|e| error(std::io::Error::other(e)))?;
         crate::ffi::crash::set_marker(marker);
@@ -114,6 +123,7 @@ impl Snapshots {
                 dir,
                 every,
                 last: Instant::now(),
+                _running: running,
             },
             previous,
         ))
@@ -220,9 +230,33 @@ impl Snapshots {
     }
 }
 
+/// Opens and locks the directory's `running` file: one engine at a time uses a state
+/// directory (two would overwrite each other's snapshots). Also says whether the file was
+/// there already (left by a run that did not shut down).
+fn lock_running(dir: &Path) -> std::io::Result<(std::fs::File, bool)> {
+    let path = dir.join("running");
+    let existed = path.exists();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(std::io::Error::other(format!(
+            "another engine (process {}) is using it; give each running host its own state directory",
+            pid.trim()
+        )));
+    }
+    Ok((file, existed))
+}
+
 /// How the previous run ended, from the markers it left (which are then cleared: the
 /// crash record is kept, renamed, for whoever wants to look).
-fn previous_run(dir: &Path) -> Option<PreviousRun> {
+fn previous_run(dir: &Path, running_was_there: bool) -> Option<PreviousRun> {
     let crashed = dir.join("crashed");
     if let Ok(text) = std::fs::read_to_string(&crashed) {
         let field = |name: &str| {
@@ -237,8 +271,7 @@ fn previous_run(dir: &Path) -> Option<PreviousRun> {
             signal: field("signal"),
         };
         let _ = std::fs::rename(&crashed, dir.join(format!("crashed-{}", file::now_ms())));
-        let _ = std::fs::remove_file(dir.join("running"));
         return Some(previous);
     }
-    dir.join("running").exists().then_some(PreviousRun::Unclean)
+    running_was_there.then_some(PreviousRun::Unclean)
 }
