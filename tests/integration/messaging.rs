@@ -22,6 +22,16 @@ fn state(engine: &mut Engine, name: &str) -> ChatterState {
     engine.module_state(name).unwrap()
 }
 
+/// The consumer's figures on the bus.
+fn consumer_stats(stats: &grove_runtime::Stats) -> &grove_runtime::ModuleBusStats {
+    stats
+        .bus
+        .modules
+        .iter()
+        .find(|m| m.module == "consumer")
+        .unwrap()
+}
+
 /// The numbers of the ticks the consumer received, in order.
 fn received_seqs(engine: &mut Engine) -> Vec<u64> {
     state(engine, "consumer")
@@ -88,12 +98,7 @@ fn messages_arrive_the_next_frame_in_order_under_every_system() {
             .find(|t| t.topic == "count:tick")
             .unwrap();
         assert_eq!((topic.published, topic.routed, topic.dropped), (60, 60, 0));
-        let consumer_stats = stats
-            .bus
-            .modules
-            .iter()
-            .find(|m| m.module == "consumer")
-            .unwrap();
+        let consumer_stats = consumer_stats(&stats);
         assert_eq!(consumer_stats.delivered, 57);
         assert_eq!(consumer_stats.queued, 3);
         assert_eq!(consumer_stats.subscriptions, ["count:*"]);
@@ -169,12 +174,7 @@ fn a_payload_of_another_shape_is_an_error_naming_both_types_never_a_wrong_value(
         assert!(error.contains(part), "{error}");
     }
     let stats = engine.stats();
-    let consumer_stats = stats
-        .bus
-        .modules
-        .iter()
-        .find(|m| m.module == "consumer")
-        .unwrap();
+    let consumer_stats = consumer_stats(&stats);
     assert_eq!(consumer_stats.decode_errors, 3);
     assert!(events.try_iter().any(|e| matches!(
         &e,
@@ -196,12 +196,7 @@ fn full_queues_drop_the_oldest_keep_the_latest_or_reject() {
     let seqs: Vec<u64> = received_seqs(&mut engine);
     assert_eq!(seqs, [6, 7, 8, 9, 16, 17, 18, 19]);
     let stats = engine.stats();
-    let consumer = stats
-        .bus
-        .modules
-        .iter()
-        .find(|m| m.module == "consumer")
-        .unwrap();
+    let consumer = consumer_stats(&stats);
     assert_eq!(consumer.dropped, 18);
 
     // Keep latest: 10 a frame over 3 topics keeps the last of each.
@@ -382,12 +377,7 @@ fn a_reload_keeps_the_subscriptions_unless_the_new_init_makes_others() {
     engine.run_frames(2);
     let subscriptions = |engine: &Engine| {
         let stats = engine.stats();
-        let consumer = stats
-            .bus
-            .modules
-            .iter()
-            .find(|m| m.module == "consumer")
-            .unwrap();
+        let consumer = consumer_stats(&stats);
         consumer.subscriptions.clone()
     };
     // Its `init` subscribes to what its config says: the same, and nothing changes.

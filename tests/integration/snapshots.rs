@@ -28,6 +28,17 @@ fn engine_in(dir: &Path) -> Engine {
         .unwrap()
 }
 
+/// As [`engine_in`], taking a snapshot every `every`.
+fn engine_every(dir: &Path, every: Duration) -> Engine {
+    Engine::builder()
+        .target_fps(0.0)
+        .watch_files(false)
+        .state_dir(dir)
+        .snapshot_every(every)
+        .build()
+        .unwrap()
+}
+
 fn count(engine: &mut Engine) -> u64 {
     engine.module_state::<Count>("counter").unwrap().count
 }
@@ -66,13 +77,7 @@ fn a_stopped_host_resumes_where_it_stopped() {
 #[test]
 fn a_reload_is_snapshotted_at_once() {
     let dir = scratch_dir().join("state");
-    let mut engine = Engine::builder()
-        .target_fps(0.0)
-        .watch_files(false)
-        .state_dir(&dir)
-        .snapshot_every(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let mut engine = engine_every(&dir, Duration::from_secs(3600));
     engine.load_module(counter("v1")).unwrap();
     engine.run_frames(7);
     engine.reload("counter").unwrap();
@@ -135,13 +140,7 @@ fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::process::Child {
 fn child_counts_until_killed() {
     assert!(is_child());
     let dir = PathBuf::from(std::env::var(STATE_DIR_ENV).unwrap());
-    let mut engine = Engine::builder()
-        .target_fps(0.0)
-        .watch_files(false)
-        .state_dir(&dir)
-        .snapshot_every(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let mut engine = engine_every(&dir, Duration::from_millis(20));
     engine.load_module(counter("v1")).unwrap();
     loop {
         engine.step();
@@ -185,13 +184,7 @@ fn a_killed_host_loses_at_most_the_snapshot_interval() {
 fn child_crashes_after_a_snapshot() {
     assert!(is_child());
     let dir = PathBuf::from(std::env::var(STATE_DIR_ENV).unwrap());
-    let mut engine = Engine::builder()
-        .target_fps(0.0)
-        .watch_files(false)
-        .state_dir(&dir)
-        .snapshot_every(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let mut engine = engine_every(&dir, Duration::from_secs(3600));
     engine.load_module(counter("v1")).unwrap();
     engine.load_module(rogue("v1")).unwrap();
     engine.run_frames(2);
