@@ -164,10 +164,12 @@ static MARKER: std::sync::atomic::AtomicPtr<libc::c_char> =
 /// Makes the handler record a crash in the file at `path` (module, call, signal), for the
 /// next run to read. The path is kept for the life of the process.
 pub(crate) fn set_marker(path: std::ffi::CString) {
-    let old = MARKER.swap(path.into_raw(), Ordering::SeqCst);
-    // The old path is leaked, not freed: a handler running now on another thread may be
-    // reading it.
-    let _ = old;
+    // Every path ever set is kept (never freed): a handler running now on another thread
+    // may be reading the one it replaces. A `CString`'s bytes do not move with the list.
+    static KEPT: std::sync::Mutex<Vec<std::ffi::CString>> = std::sync::Mutex::new(Vec::new());
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    MARKER.store(path.as_ptr().cast_mut(), Ordering::SeqCst);
+    kept.push(path);
 }
 
 /// Writes the crash record, if a state directory asked for one.
@@ -176,8 +178,8 @@ fn write_marker(module: &[u8], call: &[u8], signal: &str) {
     if path.is_null() {
         return;
     }
-    // SAFETY: `open`, `write` and `close` are async-signal-safe; `path` is a leaked,
-    // NUL-terminated `CString` that is never freed.
+    // SAFETY: `open`, `write` and `close` are async-signal-safe; `path` is the bytes of a
+    // NUL-terminated `CString` kept for the life of the process.
     unsafe {
         let fd = libc::open(
             path,

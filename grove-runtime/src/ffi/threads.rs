@@ -189,9 +189,13 @@ fn running_in_ranges(
                 let start = started_by(&mem, &code, stack);
                 tracing::trace!(tid, sp, pc, ?start, "thread looked at");
                 let inside = |a: u64| ranges.iter().any(|(s, e)| (*s..*e).contains(&a));
-                // The entry point first: a thread the host executable started is never
-                // the library's, whatever stale values lie deeper in its first frames.
-                let ours = if start.first().copied() == executable.as_deref() {
+                // The entry point decides: the library's code among the first frames (a
+                // `pthread_create` interposer, AddressSanitizer's, runs one or two frames
+                // of its own first, in the executable), else a thread the executable
+                // started is never the library's, whatever stale values lie deeper.
+                let ours = if start.iter().take(ENTRY_FRAMES).any(|o| Some(*o) == library) {
+                    true
+                } else if start.first().copied() == executable.as_deref() {
                     false
                 } else if start.iter().any(|o| Some(*o) == library) {
                     true
@@ -245,6 +249,10 @@ fn stack_of(maps: &str, sp: u64) -> Option<(u64, u64)> {
 
 /// How much of the top of a stack is read to find who started its thread.
 const TOP_SCAN: u64 = 256 << 10;
+
+/// How many of the first code addresses count as the thread's entry point: the entry
+/// function, after an interposer's frames.
+const ENTRY_FRAMES: usize = 3;
 
 /// How many code addresses from the top of a stack say who started its thread: the entry
 /// point, and the first frames under it. More than one, because a `pthread_create`
