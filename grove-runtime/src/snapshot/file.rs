@@ -180,9 +180,10 @@ mod tests {
 
     #[test]
     fn a_snapshot_reads_back_exactly() {
-        let bytes = encode(&header(), b"state bytes");
+        let header = header();
+        let bytes = encode(&header, b"state bytes");
         let (read, state) = decode(&bytes).unwrap();
-        assert_eq!(read, header());
+        assert_eq!(read, header);
         assert_eq!(state, b"state bytes");
     }
 
