@@ -812,6 +812,35 @@ impl Engine {
         })
     }
 
+    /// Replaces the state of loaded module `name` with `state`, between two frames: any
+    /// serde value, decoded by the module by field name as a reload between versions
+    /// would (fields `state` does not have take their default). A state the module cannot
+    /// read is refused with the field named, and the module keeps the state it had.
+    ///
+    /// ```no_run
+    /// # fn f(engine: &mut grove_runtime::Engine) -> grove_runtime::Result<()> {
+    /// #[derive(serde::Serialize)]
+    /// struct Counter { count: u64 }
+    /// engine.set_module_state("counter", &Counter { count: 100 })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_module_state<T: Serialize>(&mut self, name: &str, state: &T) -> Result<()> {
+        let hosted = self.find_mut(name)?;
+        let Some(module) = hosted.loaded_mut() else {
+            return Err(Error::NotReloadable {
+                module: name.to_owned(),
+            });
+        };
+        let bytes =
+            grove::state::save(state, grove::state::StateFormat::SelfDescribing).map_err(|e| {
+                Error::State {
+                    module: name.to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
+        module.load_state(&bytes)
+    }
+
     /// Applies what arrived since the last frame: build outcomes and new library files.
     fn apply_pending(&mut self, frame: &FrameInfo) {
         let mut events = Vec::new();

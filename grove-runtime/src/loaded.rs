@@ -250,6 +250,12 @@ impl LoadedModule {
         self.instance.save_state(StateFormat::SelfDescribing)
     }
 
+    /// Replaces the state with `state`, encoded by field name (as [`LoadedModule::save_state`]
+    /// writes it). On error the module keeps the state it had.
+    pub fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        self.instance.load_state(StateFormat::SelfDescribing, state)
+    }
+
     /// Replaces the running version with the library at `path`, carrying the state over.
     /// On error the running version and its state are untouched.
     pub fn reload(&mut self, path: &Path, frame: &FrameInfo) -> Result<Reloaded> {

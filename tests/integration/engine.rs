@@ -264,3 +264,39 @@ fn sigterm_stops_run_gracefully() {
         "every module was shut down and unloaded"
     );
 }
+
+#[test]
+fn a_host_sets_a_loaded_modules_state_and_a_state_it_cannot_read_changes_nothing() {
+    #[derive(serde::Serialize)]
+    struct Set {
+        count: u64,
+        total: u32,
+        name: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Wrong {
+        count: &'static str,
+    }
+    let mut engine = crate::support::unpaced_engine();
+    engine.load_module(crate::support::counter("v1")).unwrap();
+    engine.run_frames(3);
+    engine
+        .set_module_state(
+            "counter",
+            &Set {
+                count: 100,
+                total: 7,
+                name: "set".into(),
+            },
+        )
+        .unwrap();
+    engine.run_frames(1);
+    let state: crate::support::CounterState = engine.module_state("counter").unwrap();
+    assert_eq!((state.count, state.total), (101, 8));
+    let error = engine
+        .set_module_state("counter", &Wrong { count: "many" })
+        .unwrap_err();
+    assert!(error.to_string().contains("count"), "{error}");
+    let state: crate::support::CounterState = engine.module_state("counter").unwrap();
+    assert_eq!(state.count, 101, "the state it had");
+}
