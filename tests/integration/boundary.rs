@@ -9,7 +9,7 @@ use grove_runtime::{Error, LoadedModule, Unmapped};
 use serde::Deserialize;
 
 use crate::support::{
-    assert_child_ok, counter, counter_state, frame, is_child, rogue, scratch_dir,
+    assert_child_ok, chatter, counter, counter_state, frame, is_child, rogue, scratch_dir,
 };
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -129,7 +129,7 @@ fn another_module_at_the_path_is_refused_before_its_constructors_run() {
 
 #[test]
 fn modules_with_older_and_newer_tables_load_run_and_reload() {
-    for variant in ["old_tables", "new_tables"] {
+    for variant in ["old_tables", "prev_tables", "new_tables"] {
         let path = rogue(variant);
         let mut module = LoadedModule::load(&path).unwrap();
         for n in 0..3 {
@@ -145,6 +145,30 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
             "{variant}: unmapped without a detach entry"
         );
         module.shutdown(&frame(4)).unwrap();
+
+        // Through an engine: the entries the library was built without are features off,
+        // said plainly, not calls into memory past its table.
+        let mut engine = crate::support::unpaced_engine();
+        engine.load_module(&path).unwrap();
+        engine.run_frames(2);
+        let health = engine.health();
+        let entry = health.module("rogue").unwrap();
+        assert_eq!(
+            entry.report.is_some(),
+            variant == "new_tables",
+            "{variant}: a report only from a library with the health hook"
+        );
+        assert_eq!(entry.status(), grove::HealthStatus::Healthy, "{variant}");
+        if variant != "new_tables" {
+            assert!(
+                matches!(
+                    engine.configure("rogue", &serde_json::json!({})),
+                    Err(grove_runtime::Error::NoConfig { .. })
+                ),
+                "{variant}"
+            );
+        }
+        assert_eq!(engine.reload("rogue").unwrap().generation, 2, "{variant}");
     }
 }
 
@@ -300,13 +324,61 @@ fn child_host_table_of_another_size() {
         6,
         "every tick logged"
     );
+
+    // A module that uses the bus: under a host without the bus entries its publications
+    // and subscriptions are errors it can read, and nothing else changes.
+    let has_bus = size >= size_of::<grove::abi::HostApi>();
+    let mut engine = crate::support::unpaced_engine();
+    engine
+        .load_module(crate::support::chatter("consumer"))
+        .unwrap();
+    engine
+        .configure("consumer", &serde_json::json!({"subscribe": ["count:*"]}))
+        .unwrap();
+    engine.load_module(crate::support::chatter("v1")).unwrap();
+    engine
+        .configure(
+            "producer",
+            &serde_json::json!({"topic": "count:tick", "per_frame": 2}),
+        )
+        .unwrap();
+    engine.run_frames(3);
+    #[derive(serde::Deserialize)]
+    struct Chatter {
+        sent: u64,
+        received: Vec<(u64, u64, u64, String)>,
+        bus_errors: Vec<String>,
+    }
+    let producer: Chatter = engine.module_state("producer").unwrap();
+    let consumer: Chatter = engine.module_state("consumer").unwrap();
+    if has_bus {
+        assert!(producer.bus_errors.is_empty(), "{:?}", producer.bus_errors);
+        assert_eq!(consumer.received.len(), 4);
+    } else {
+        assert!(
+            producer
+                .bus_errors
+                .iter()
+                .all(|e| e.contains("no message bus")),
+            "{:?}",
+            producer.bus_errors
+        );
+        assert_eq!(producer.bus_errors.len(), 6);
+        assert_eq!(consumer.bus_errors.len(), 1, "its subscription");
+        assert!(consumer.received.is_empty());
+    }
+    assert_eq!(producer.sent, 6);
     println!("CHILD OK");
 }
 
 #[test]
 fn hosts_with_older_and_newer_tables_are_accepted() {
+    // The children use the fixtures the parent built.
+    let _ = (chatter("v1"), chatter("consumer"));
     let sizes = [
         grove::abi::HOST_API_MIN_SIZE_V1,
+        // The previous SDK's host: logging, no bus entries.
+        size_of::<grove::abi::HostApi>() - 5 * size_of::<usize>(),
         size_of::<grove::abi::HostApi>(),
         // A newer host: the module must not read past the entries it knows.
         size_of::<grove::abi::HostApi>() + 64,

@@ -103,6 +103,7 @@ fn build_variants(
 const ROGUE_VARIANTS: &[&str] = &[
     "",
     "old_tables",
+    "prev_tables",
     "new_tables",
     "other_module",
     "undefined_symbol",
