@@ -300,6 +300,12 @@ impl<T> SizedTable<T> {
         Some(unsafe { self.ptr.byte_add(offset).cast::<E>().read() })
     }
 
+    /// Reads an appended entry, an optional function: `None` when the table ends before it
+    /// or the other side left it empty.
+    fn optional<F: Copy>(&self, offset: usize) -> Option<F> {
+        self.entry::<Option<F>>(offset).flatten()
+    }
+
     /// Reads a version 1 entry, which every table has.
     fn required<E: Copy>(&self, offset: usize) -> E {
         self.entry(offset)
@@ -369,33 +375,27 @@ impl VTableRef {
     /// Severs every pointer the library holds to the host (see [`DetachFn`]); `None` for a
     /// library built before the entry existed, which cannot be detached.
     pub fn detach(&self) -> Option<DetachFn> {
-        self.0
-            .entry::<Option<DetachFn>>(offset_of!(VTable, detach))
-            .flatten()
+        self.0.optional::<DetachFn>(offset_of!(VTable, detach))
     }
 
     /// Tells the library that the host's log filter changed, so that it asks again which
     /// callsites are enabled; `None` for a library built before the entry existed.
     pub fn log_interest_changed(&self) -> Option<NotifyFn> {
         self.0
-            .entry::<Option<NotifyFn>>(offset_of!(VTable, log_interest_changed))
-            .flatten()
+            .optional::<NotifyFn>(offset_of!(VTable, log_interest_changed))
     }
 
     /// Takes a config (see [`ConfigureFn`]); `None` for a module that declares no config
     /// type, or was built before the entry existed.
     pub fn configure(&self) -> Option<ConfigureFn> {
         self.0
-            .entry::<Option<ConfigureFn>>(offset_of!(VTable, configure))
-            .flatten()
+            .optional::<ConfigureFn>(offset_of!(VTable, configure))
     }
 
     /// Reports the module's health (see [`HealthFn`]); `None` for a library built before
     /// the entry existed.
     pub fn health(&self) -> Option<HealthFn> {
-        self.0
-            .entry::<Option<HealthFn>>(offset_of!(VTable, health))
-            .flatten()
+        self.0.optional::<HealthFn>(offset_of!(VTable, health))
     }
 }
 
@@ -523,40 +523,24 @@ impl HostApiRef {
     /// `log_enabled` every time).
     pub fn log_register(&self) -> Option<LogRegisterFn> {
         self.0
-            .entry::<Option<LogRegisterFn>>(offset_of!(HostApi, log_register))
-            .flatten()
+            .optional::<LogRegisterFn>(offset_of!(HostApi, log_register))
     }
 
     /// The most verbose level the host records now; `None` for an older host.
     pub fn log_max_level(&self) -> Option<LogMaxLevelFn> {
         self.0
-            .entry::<Option<LogMaxLevelFn>>(offset_of!(HostApi, log_max_level))
-            .flatten()
+            .optional::<LogMaxLevelFn>(offset_of!(HostApi, log_max_level))
     }
 
     /// The bus entries; `None` for a host without messaging (all five or none).
     pub fn bus(&self) -> Option<BusFns> {
+        let t = &self.0;
         Some(BusFns {
-            subscribe: self
-                .0
-                .entry::<Option<BusSubscribeFn>>(offset_of!(HostApi, bus_subscribe))
-                .flatten()?,
-            unsubscribe: self
-                .0
-                .entry::<Option<BusUnsubscribeFn>>(offset_of!(HostApi, bus_unsubscribe))
-                .flatten()?,
-            publish: self
-                .0
-                .entry::<Option<BusPublishFn>>(offset_of!(HostApi, bus_publish))
-                .flatten()?,
-            inbox: self
-                .0
-                .entry::<Option<BusInboxFn>>(offset_of!(HostApi, bus_inbox))
-                .flatten()?,
-            report: self
-                .0
-                .entry::<Option<BusReportFn>>(offset_of!(HostApi, bus_report))
-                .flatten()?,
+            subscribe: t.optional(offset_of!(HostApi, bus_subscribe))?,
+            unsubscribe: t.optional(offset_of!(HostApi, bus_unsubscribe))?,
+            publish: t.optional(offset_of!(HostApi, bus_publish))?,
+            inbox: t.optional(offset_of!(HostApi, bus_inbox))?,
+            report: t.optional(offset_of!(HostApi, bus_report))?,
         })
     }
 }
