@@ -33,20 +33,9 @@ fn configure(
     given: &GivenConfig,
     mode: u32,
 ) -> Result<Option<ConfigApplied>> {
-    if !instance.takes_config() {
-        if given.origin == ConfigOrigin::Defaults {
-            return Ok(None);
-        }
-        return Err(Error::NoConfig {
-            module: instance.name().to_owned(),
-        });
-    }
     let (mode, bytes) = given.wire(mode);
-    match instance.configure(&bytes, mode) {
-        Some(Ok(applied)) => Ok(Some(applied)),
-        Some(Err(issue)) => Err(given.refusal(instance.name(), issue)),
-        None => Ok(None),
-    }
+    let outcome = instance.configure(&bytes, mode);
+    given.settle(instance.name(), outcome)
 }
 
 /// A module loaded from a library file.

@@ -17,15 +17,24 @@ use crate::ffi::calls::ModuleCalls;
 /// A module linked into the host.
 pub struct StaticModule {
     name: String,
-    module: Box<dyn Linked>,
+    module: Box<dyn AnyLinked>,
     fault: Option<String>,
     calls: Arc<ModuleCalls>,
     /// The config in force; `None` when the module takes no config.
     config: Option<Value>,
 }
 
-/// A module value, and its [`Configure`] impl when it was added with one.
-trait Linked: Send {
+/// How a module added with its config takes one: `grove::config::apply` for its type.
+type ConfigureFn<M> = fn(&mut M, &Value, Option<&Value>) -> Result<ConfigApplied, ConfigIssue>;
+
+/// A module value, and how it takes a config when it was added with one.
+struct Linked<M> {
+    module: M,
+    configure: Option<ConfigureFn<M>>,
+}
+
+/// [`Linked`] with its type erased.
+trait AnyLinked: Send {
     fn module(&mut self) -> &mut dyn Module;
     fn module_ref(&self) -> &dyn Module;
     /// `None` for a module added without its config.
@@ -36,40 +45,29 @@ trait Linked: Send {
     ) -> Option<Result<ConfigApplied, ConfigIssue>>;
 }
 
-struct Plain<M>(M);
-
-impl<M: Module> Linked for Plain<M> {
+impl<M: Module> AnyLinked for Linked<M> {
     fn module(&mut self) -> &mut dyn Module {
-        &mut self.0
+        &mut self.module
     }
     fn module_ref(&self) -> &dyn Module {
-        &self.0
-    }
-    fn configure(
-        &mut self,
-        _given: &Value,
-        _base: Option<&Value>,
-    ) -> Option<Result<ConfigApplied, ConfigIssue>> {
-        None
-    }
-}
-
-struct Configured<M>(M);
-
-impl<M: Configure> Linked for Configured<M> {
-    fn module(&mut self) -> &mut dyn Module {
-        &mut self.0
-    }
-    fn module_ref(&self) -> &dyn Module {
-        &self.0
+        &self.module
     }
     fn configure(
         &mut self,
         given: &Value,
         base: Option<&Value>,
     ) -> Option<Result<ConfigApplied, ConfigIssue>> {
-        Some(grove::config::apply(&mut self.0, given, base, false))
+        self.configure
+            .map(|configure| configure(&mut self.module, given, base))
     }
+}
+
+fn configure_as<M: Configure>(
+    module: &mut M,
+    given: &Value,
+    base: Option<&Value>,
+) -> Result<ConfigApplied, ConfigIssue> {
+    grove::config::apply(module, given, base, false)
 }
 
 impl std::fmt::Debug for StaticModule {
@@ -84,16 +82,28 @@ impl std::fmt::Debug for StaticModule {
 impl StaticModule {
     /// Wraps `module` under `name`. Its `init` runs on the first call to [`StaticModule::init`].
     pub fn new<M: Module>(name: impl Into<String>, module: M) -> Self {
-        Self::boxed(name.into(), Box::new(Plain(module)))
+        Self::boxed(
+            name.into(),
+            Box::new(Linked {
+                module,
+                configure: None,
+            }),
+        )
     }
 
     /// As [`StaticModule::new`], for a module that takes a config
     /// ([`StaticModule::configure`]).
     pub fn configured<M: Configure>(name: impl Into<String>, module: M) -> Self {
-        Self::boxed(name.into(), Box::new(Configured(module)))
+        Self::boxed(
+            name.into(),
+            Box::new(Linked {
+                module,
+                configure: Some(configure_as::<M>),
+            }),
+        )
     }
 
-    fn boxed(name: String, module: Box<dyn Linked>) -> Self {
+    fn boxed(name: String, module: Box<dyn AnyLinked>) -> Self {
         Self {
             calls: ModuleCalls::new(&name),
             name,
@@ -130,17 +140,10 @@ impl StaticModule {
                 ),
             }))
         });
-        match outcome {
-            Some(Ok(applied)) => {
-                self.config = Some(applied.config);
-                Ok(())
-            }
-            Some(Err(issue)) => Err(given.refusal(&self.name, issue)),
-            None if given.origin == ConfigOrigin::Defaults => Ok(()),
-            None => Err(Error::NoConfig {
-                module: self.name.clone(),
-            }),
+        if let Some(applied) = given.settle(&self.name, outcome)? {
+            self.config = Some(applied.config);
         }
+        Ok(())
     }
 
     /// The marker of this module's calls.

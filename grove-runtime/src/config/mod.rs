@@ -14,7 +14,7 @@ mod watch;
 use std::fmt;
 use std::path::PathBuf;
 
-use grove::abi::ConfigIssue;
+use grove::abi::{ConfigApplied, ConfigIssue};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -149,6 +149,24 @@ impl GivenConfig {
                     line_column: unreadable.at,
                 },
                 issue: unreadable.issue,
+            }),
+        }
+    }
+
+    /// What became of this config, from what the module answered (`None`: it takes no
+    /// config): the config in force, nothing to do (only the defaults were asked of a
+    /// module without a config), or the error to return.
+    pub(crate) fn settle(
+        &self,
+        module: &str,
+        outcome: Option<std::result::Result<ConfigApplied, ConfigIssue>>,
+    ) -> crate::Result<Option<ConfigApplied>> {
+        match outcome {
+            Some(Ok(applied)) => Ok(Some(applied)),
+            Some(Err(issue)) => Err(self.refusal(module, issue)),
+            None if self.origin == ConfigOrigin::Defaults => Ok(None),
+            None => Err(Error::NoConfig {
+                module: module.to_owned(),
             }),
         }
     }

@@ -183,11 +183,6 @@ impl Instance {
         status_to_result(status, &message, &self.library, Call::LoadState)
     }
 
-    /// Whether the module takes a config (its vtable has `configure`).
-    pub(crate) fn takes_config(&self) -> bool {
-        self.vtable.configure().is_some()
-    }
-
     /// Hands the module `config` (a JSON table) in `mode`: the config now in force, or the
     /// problem that refused it (the module keeps what it had). `None` when the module takes
     /// no config.
