@@ -45,7 +45,10 @@ fn with_lent<R>(f: impl FnOnce(&mut ModuleBus) -> R) -> Option<R> {
     }
     // SAFETY: `lend` stores a pointer from a `&mut ModuleBus` that outlives the call it
     // wraps and is not otherwise used during it; the entries run on the lending thread,
-    // inside that call, one at a time.
+    // inside that call, one at a time. What a module may still hold from an earlier entry
+    // (its inbox) points into heap buffers of the queue and of the inbox list, which no
+    // entry but `inbox` writes, and `inbox` rebuilds the list only when it is not already
+    // the queue's (never twice in one call).
     Some(f(unsafe { &mut *bus }))
 }
 

@@ -73,6 +73,8 @@ struct HostQueue {
 pub(crate) struct Bus {
     host_outbox: Queue,
     host_published: u64,
+    /// Reused for encoding the host's publications: no allocation per message.
+    scratch: Vec<u8>,
     host_inboxes: Vec<Arc<Mutex<HostQueue>>>,
     /// Routes by topic: the index into `route_list`.
     routes: HashMap<String, usize>,
@@ -107,11 +109,13 @@ impl Bus {
         value: &T,
     ) -> Result<(), grove::BusError> {
         grove::bus::check_topic(topic)?;
-        let mut payload = Vec::new();
-        let (fingerprint, type_name, format) = grove::bus::encode_payload(value, &mut payload)
-            .map_err(|message| grove::BusError::Encode {
-                topic: topic.to_owned(),
-                message,
+        let payload = &mut self.scratch;
+        let (fingerprint, type_name, format) =
+            grove::bus::encode_payload(value, payload).map_err(|message| {
+                grove::BusError::Encode {
+                    topic: topic.to_owned(),
+                    message,
+                }
             })?;
         self.host_outbox.push_unbounded(&Parts {
             topic,
@@ -119,7 +123,7 @@ impl Bus {
             type_name,
             fingerprint,
             format,
-            payload: &payload,
+            payload,
         });
         self.host_published += 1;
         Ok(())
