@@ -560,35 +560,38 @@ impl Engine {
 
     /// Takes a snapshot of loaded module `name`, if the engine keeps them.
     fn snapshot_module(&mut self, name: &str) {
+        if let Some(index) = self.modules.iter().position(|m| m.name() == name) {
+            self.snapshot_at(index);
+        }
+    }
+
+    /// Takes a snapshot of the module at `index` if it is loaded and not faulted (a
+    /// faulted one keeps its last good snapshot).
+    fn snapshot_at(&mut self, index: usize) {
         let Some(snapshots) = &self.snapshots else {
             return;
         };
-        let Some(hosted) = self.modules.iter_mut().find(|m| m.name() == name) else {
-            return;
-        };
+        let hosted = &mut self.modules[index];
         if hosted.is_faulted() {
             return;
         }
         if let Some(module) = hosted.loaded_mut()
             && let Err(error) = snapshots.take(module)
         {
-            let error = error.to_string();
-            tracing::warn!(module = %name, "snapshot not taken: {error}");
-            self.subscribers.send(EngineEvent::SnapshotFailed {
-                module: name.to_owned(),
-                error,
-            });
+            let (module, error) = (module.name().to_owned(), error.to_string());
+            tracing::warn!(module = %module, "snapshot not taken: {error}");
+            self.subscribers
+                .send(EngineEvent::SnapshotFailed { module, error });
         }
     }
 
-    /// Snapshots of every loaded module that is not faulted (a faulted one keeps its last
-    /// good snapshot).
+    /// Snapshots of every loaded module that is not faulted.
     pub(crate) fn snapshot_all(&mut self) {
         if self.snapshots.is_none() {
             return;
         }
-        for name in self.module_names() {
-            self.snapshot_module(&name);
+        for index in 0..self.modules.len() {
+            self.snapshot_at(index);
         }
     }
 
