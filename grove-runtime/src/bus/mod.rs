@@ -223,7 +223,7 @@ impl Bus {
             }
             route.counters.published += 1;
             for target in &route.targets {
-                let (pushed, policy) = match *target {
+                let pushed = match *target {
                     Target::Module { index, sub } => {
                         let bus = &mut modules[index].bus;
                         let Some(subscription) = bus.subscriptions.get(sub) else {
@@ -248,7 +248,7 @@ impl Bus {
                             }
                             Pushed::Queued => {}
                         }
-                        (pushed, policy)
+                        pushed
                     }
                     Target::Host { index } => {
                         let mut host = self.host_inboxes[index]
@@ -260,10 +260,9 @@ impl Bus {
                         if pushed != Pushed::Queued {
                             host.dropped += 1;
                         }
-                        (pushed, policy)
+                        pushed
                     }
                 };
-                let _ = policy;
                 match pushed {
                     Pushed::Queued => route.counters.routed += 1,
                     Pushed::DroppedOldest | Pushed::Replaced => {
