@@ -24,7 +24,7 @@ use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::events::{EngineEvent, Subscribers};
-use crate::ffi::library::Unmapped;
+use crate::ffi::library::{HeaderInfo, Unmapped};
 use crate::ffi::staging::Staging;
 use crate::frame::FramePacer;
 use crate::health::{HealthReport, ModuleHealth};
@@ -727,6 +727,16 @@ impl Engine {
     /// Builds the module crate in `dir` with cargo, loads it, and rebuilds it in the
     /// background whenever its sources change; frames never wait for the compiler. A failed
     /// build keeps the running version. Returns the module's name.
+    ///
+    /// A crate can name its config file in its manifest, relative to the crate:
+    ///
+    /// ```toml
+    /// [package.metadata.grove]
+    /// config = "config.toml"
+    /// ```
+    ///
+    /// It is then applied before the module's first `init` and watched, as with
+    /// [`Engine::config_file`], unless the host gave the module a config file already.
     pub fn watch_crate(&mut self, dir: impl AsRef<Path>) -> Result<String> {
         self.watch_crate_with(dir, BuildOptions::default())
     }
@@ -746,6 +756,13 @@ impl Engine {
         let artifact = builder
             .build_reporting(self.subscribers.console())
             .map_err(build_error)?;
+        // The config file the crate names in its manifest, unless the host gave one.
+        if let Some(config) = crate::config::declared_config(dir)? {
+            let module = HeaderInfo::read(&artifact)?.module_name;
+            if !self.config_files.contains_key(&module) {
+                self.config_file(&module, &config)?;
+            }
+        }
         let name = self.load_module(&artifact)?;
         let watch = builder.watch(&artifact).map_err(build_error)?;
         if let Ok(hosted) = self.find_mut(&name) {
@@ -1401,6 +1418,12 @@ impl Engine {
             old_library: unmapped.clone(),
         });
         result.map(|()| unmapped)
+    }
+
+    /// The time the last frame spent working (reloads and modules, not the wait for its
+    /// start); `None` before the first. Cheap enough to read every frame, for a graph.
+    pub fn last_frame_time(&self) -> Option<Duration> {
+        self.clock.last_frame()
     }
 
     /// Frame rate, frame times, per-module process times and reloads.

@@ -289,6 +289,16 @@ pub enum Error {
         issue: grove::abi::ConfigIssue,
     },
 
+    /// A module crate's manifest says something grove cannot use (its
+    /// `[package.metadata.grove]` table).
+    #[error("cannot use {path}: {reason}")]
+    Manifest {
+        /// The crate's `Cargo.toml`.
+        path: PathBuf,
+        /// What is wrong, and how to write it.
+        reason: String,
+    },
+
     /// A config file could not be read (or its directory watched).
     #[error("cannot read config file {path} of module `{module}`: {source}")]
     ConfigFile {
@@ -326,6 +336,18 @@ pub enum Error {
         /// What the OS said.
         #[source]
         source: Arc<io::Error>,
+    },
+
+    /// A snapshot file cannot be used (read by
+    /// [`read_saved_state`](crate::read_saved_state)).
+    #[error("the snapshot {path} of module `{module}` cannot be used: {problem}")]
+    BadSnapshot {
+        /// The module.
+        module: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
 
     /// A module's last snapshot could not be written (at shutdown): a restart would resume

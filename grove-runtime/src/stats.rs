@@ -175,6 +175,7 @@ pub(crate) struct FrameClock {
     pub(crate) refused: u64,
     reload_times: Window,
     last_reload: Option<Duration>,
+    last_frame: Option<Duration>,
 }
 
 impl FrameClock {
@@ -189,6 +190,11 @@ impl FrameClock {
     pub(crate) fn frame_finished(&mut self, took: Duration) {
         self.frames += 1;
         self.frame_times.push(took);
+        self.last_frame = Some(took);
+    }
+
+    pub(crate) fn last_frame(&self) -> Option<Duration> {
+        self.last_frame
     }
 
     pub(crate) fn reloaded(&mut self, took: Duration) {
@@ -219,6 +225,7 @@ impl FrameClock {
             recent_fps: window_fps,
             intervals,
             frame_times: self.frame_times.summary(),
+            last_frame: self.last_frame,
             modules,
             reloads: self.reloads,
             refused_reloads: self.refused,
@@ -243,6 +250,8 @@ pub struct Stats {
     pub intervals: Percentiles,
     /// Time spent working in each frame (reloads and modules), recent window.
     pub frame_times: Percentiles,
+    /// Time spent working in the last frame; `None` before the first.
+    pub last_frame: Option<Duration>,
     /// Per module, in registration order.
     pub modules: Vec<ModuleTiming>,
     /// Successful reloads.

@@ -22,6 +22,16 @@ mod watch;
 pub(crate) use cargo::CrateBuilder;
 pub(crate) use watch::BuildWatch;
 
+/// Builds the module crate in `dir` once, as [`Engine::watch_crate`](crate::Engine::watch_crate)
+/// does before loading it, and returns its library's path. While no `tracing` subscriber
+/// is set, grove's own lines on stderr say that it builds and how far it is.
+pub fn build_crate(
+    dir: impl AsRef<std::path::Path>,
+    options: BuildOptions,
+) -> Result<PathBuf, BuildError> {
+    CrateBuilder::new(dir.as_ref(), options)?.build_reporting(crate::console::Console::new(true))
+}
+
 /// How to build a module crate.
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {

@@ -8,6 +8,7 @@
 //! into, and what a new version receives after a reload, before its `init`. Nothing is
 //! half-applied: the module either takes the whole config or keeps the one it had.
 
+mod declared;
 mod file;
 mod watch;
 
@@ -18,6 +19,7 @@ use grove::abi::{ConfigApplied, ConfigIssue};
 use serde_json::Value;
 
 use crate::error::Error;
+pub(crate) use declared::declared_config;
 pub(crate) use file::ConfigText;
 pub(crate) use watch::{ConfigWatcher, canonical_file};
 

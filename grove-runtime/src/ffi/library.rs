@@ -44,6 +44,32 @@ pub struct HeaderInfo {
     pub panic_unwind: Option<bool>,
 }
 
+impl HeaderInfo {
+    /// Reads the header of the module library at `path` from the file and checks it as the
+    /// loader does before it opens a library: no code in the library runs. The error is
+    /// the one loading it would give (not a module, an ABI this host does not speak, built
+    /// with `panic = "abort"`).
+    ///
+    /// ```no_run
+    /// let header = grove_runtime::HeaderInfo::read("target/debug/libcounter.so")?;
+    /// println!("{} ({}), grove-sdk {}", header.module_name, header.type_name, header.sdk_version);
+    /// # Ok::<(), grove_runtime::Error>(())
+    /// ```
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::Read {
+            path: path.to_owned(),
+            source: Arc::new(e),
+        })?;
+        let cache = object::ReadCache::new(file);
+        let exports = elf::inspect(&cache).map_err(|reason| Error::NotAModule {
+            path: path.to_owned(),
+            reason,
+        })?;
+        check_header(path, &exports)
+    }
+}
+
 /// An opened module library: its private copy, the OS handle, and the host table handed to
 /// its instances. Closed (and its copy deleted) on drop, or with [`Library::close`] to learn
 /// whether it was really unmapped.
