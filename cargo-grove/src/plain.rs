@@ -1,0 +1,54 @@
+//! `cargo grove run` when standard output is not a terminal (a pipe, a file, CI): the
+//! engine's own lines on stderr (builds, reloads, refusals, panics, module logs) and a
+//! status line a second on stdout.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use grove_runtime::Engine;
+
+use crate::error::Result;
+
+/// How often the status line is printed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `engine` until `stop` is set or `frames` frames have run; then shuts it down.
+pub fn run(mut engine: Engine, stop: &Arc<AtomicBool>, frames: Option<u64>) -> Result<()> {
+    let mut last_status = Instant::now();
+    let start = engine.frame();
+    let mut out = std::io::stdout();
+    while !stop.load(Ordering::SeqCst) && frames.is_none_or(|n| engine.frame() - start < n) {
+        engine.step();
+        if last_status.elapsed() >= STATUS_EVERY {
+            last_status = Instant::now();
+            let _ = writeln!(out, "{}", status_line(&mut engine));
+        }
+    }
+    let _ = writeln!(out, "{}", status_line(&mut engine));
+    engine.shutdown()?;
+    Ok(())
+}
+
+/// `frame N | F fps | module gen G status p50 p99 | ...`
+pub fn status_line(engine: &mut Engine) -> String {
+    let stats = engine.stats();
+    let health = engine.health();
+    let mut line = format!("frame {} | {:.2} fps", stats.frames, stats.recent_fps);
+    for timing in &stats.modules {
+        let status = health
+            .module(&timing.name)
+            .map_or_else(|| "?".to_owned(), |m| m.status().to_string());
+        line.push_str(&format!(
+            " | {} gen {} {}{} p50 {:.1}µs p99 {:.1}µs",
+            timing.name,
+            timing.generation,
+            status,
+            if timing.faulted { " (faulted)" } else { "" },
+            timing.process.p50.as_secs_f64() * 1e6,
+            timing.process.p99.as_secs_f64() * 1e6,
+        ));
+    }
+    line
+}

@@ -1,0 +1,88 @@
+//! `cargo grove run`: a host for module crates, without writing one. Builds each crate,
+//! loads it with the config its manifest names and the state kept from the last run, and
+//! runs the engine with the dashboard (or plain lines when stdout is not a terminal).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use grove_runtime::{BuildOptions, Engine};
+
+use crate::error::{Error, Result};
+use crate::logs::LogLines;
+use crate::project;
+use crate::session::Session;
+
+/// What `cargo grove run` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Module crates (package names or directories); none: every one of the workspace.
+    pub crates: Vec<String>,
+    /// The workspace's `Cargo.toml`; default: the one cargo finds from here.
+    pub manifest_path: Option<PathBuf>,
+    /// Build with `--release`.
+    pub release: bool,
+    /// Features to build the crates with.
+    pub features: Vec<String>,
+    /// Frames per second; default 60.
+    pub fps: Option<f64>,
+    /// Where states are kept; default: the workspace's `state-dir` setting.
+    pub state_dir: Option<PathBuf>,
+    /// Keep no state between runs.
+    pub no_state: bool,
+    /// Plain lines even on a terminal.
+    pub plain: bool,
+    /// Stop after this many frames.
+    pub frames: Option<u64>,
+}
+
+/// Runs the modules until quit (q, Ctrl-C, SIGTERM) or `frames` have run.
+pub fn run(options: RunOptions) -> Result<()> {
+    let project = project::discover(options.manifest_path.as_deref(), &options.crates)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(Error::Terminal)?;
+    }
+    let mut builder = Engine::builder();
+    if let Some(fps) = options.fps {
+        builder = builder.target_fps(fps);
+    }
+    let state_dir = options
+        .state_dir
+        .clone()
+        .unwrap_or(project.state_dir.clone());
+    if !options.no_state {
+        builder = builder.state_dir(&state_dir);
+    }
+    let mut engine = builder.build()?;
+    if let Some(previous) = engine.previous_run() {
+        eprintln!("grove: {previous}: modules resume from their last snapshot");
+    }
+    let build = BuildOptions {
+        release: options.release,
+        features: options.features.clone(),
+        ..BuildOptions::default()
+    };
+    // The first builds print their progress (grove's own lines, on stderr) before the
+    // dashboard takes the screen.
+    let mut crates = Vec::new();
+    for module in &project.modules {
+        let name = engine.watch_crate_with(&module.dir, build.clone())?;
+        crates.push((name, Some(module.dir.clone())));
+    }
+    let title = project
+        .root
+        .file_name()
+        .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
+    let tui = !options.plain && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if !tui {
+        return crate::plain::run(engine, &stop, options.frames);
+    }
+    let logs = match LogLines::install() {
+        Ok(logs) => logs,
+        Err(_) => return crate::plain::run(engine, &stop, options.frames),
+    };
+    let session = Session::new(title, engine, &crates, build, Some(logs.clone()));
+    crate::tui::run(session, &logs, &stop, options.frames)
+}

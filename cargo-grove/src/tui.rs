@@ -1,0 +1,72 @@
+//! The dashboard on a terminal: the alternate screen in raw mode, drawn a few times a
+//! second between frames, keys read without waiting. Every way out (q, Ctrl-C, SIGTERM,
+//! an error) shuts the modules down and gives the terminal back as it was.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event};
+
+use crate::capture::StderrCapture;
+use crate::error::{Error, Result};
+use crate::logs::LogLines;
+use crate::session::Session;
+
+/// How often the screen is drawn: often enough to look live, rarely enough to cost the
+/// frames nothing.
+const DRAW_EVERY: Duration = Duration::from_millis(66);
+
+/// Runs `session` on the terminal until it quits, `stop` is set or `frames` frames have
+/// run; then shuts it down.
+pub fn run(
+    mut session: Session,
+    logs: &LogLines,
+    stop: &Arc<AtomicBool>,
+    frames: Option<u64>,
+) -> Result<()> {
+    let start = session.engine().frame();
+    let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
+    let capture = StderrCapture::start(logs);
+    if let Err(e) = &capture {
+        logs.push(&format!(
+            "stderr is not captured ({e}): it may draw over the dashboard"
+        ));
+    }
+    let outcome = (|| -> Result<()> {
+        let mut last_draw: Option<Instant> = None;
+        while !session.quitting()
+            && !stop.load(Ordering::SeqCst)
+            && frames.is_none_or(|n| session.engine().frame() - start < n)
+        {
+            session.tick();
+            let mut redraw = false;
+            while event::poll(Duration::ZERO).map_err(Error::Terminal)? {
+                match event::read().map_err(Error::Terminal)? {
+                    Event::Key(key) => {
+                        session.press(key);
+                        redraw = true;
+                    }
+                    Event::Resize(..) => redraw = true,
+                    _ => {}
+                }
+            }
+            if redraw || last_draw.is_none_or(|at| at.elapsed() >= DRAW_EVERY) {
+                terminal
+                    .draw(|frame| session.render(frame))
+                    .map_err(Error::Terminal)?;
+                last_draw = Some(Instant::now());
+            }
+        }
+        Ok(())
+    })();
+    if let Ok(()) = outcome {
+        // One last picture while the modules shut down.
+        let _ = terminal.draw(|frame| session.render(frame));
+    }
+    let shutdown = session.shutdown();
+    drop(capture);
+    ratatui::restore();
+    outcome?;
+    shutdown.map_err(Error::from)
+}
