@@ -70,6 +70,11 @@ impl Session {
         }
     }
 
+    /// Reads the engine's figures now, rather than at the next refresh.
+    pub fn refresh(&mut self) {
+        self.dashboard.refresh(&mut self.engine);
+    }
+
     /// Handles a key press.
     pub fn press(&mut self, key: KeyEvent) {
         if let Some(action) = self.dashboard.key(key) {

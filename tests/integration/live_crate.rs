@@ -16,7 +16,7 @@ struct LiveState {
     total: u64,
 }
 
-fn module_source(step: &str) -> String {
+pub(crate) fn module_source(step: &str) -> String {
     format!(
         "use grove::prelude::*;\n\n\
          #[grove::module]\n#[derive(Default)]\npub struct Live {{\n    count: u64,\n    total: u64,\n}}\n\n\
@@ -27,7 +27,7 @@ fn module_source(step: &str) -> String {
 
 /// A standalone module crate depending on this checkout's grove-sdk, pinned to the
 /// workspace's lock file so it builds from the same dependency versions.
-fn live_crate() -> PathBuf {
+pub(crate) fn live_crate() -> PathBuf {
     let dir = scratch_dir().join("live-module");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let sdk = workspace_root().join("grove-sdk");
@@ -69,7 +69,7 @@ fn step_until_event<T>(
     }
 }
 
-fn edit(dir: &Path, source: &str) {
+pub(crate) fn edit(dir: &Path, source: &str) {
     // Written to a temporary file and renamed, as editors that save atomically do.
     let tmp = dir.join("src/lib.rs.tmp");
     std::fs::write(&tmp, source).unwrap();

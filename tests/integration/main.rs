@@ -5,6 +5,7 @@ mod boundary;
 mod config;
 mod console;
 mod crashes;
+mod dashboard;
 mod engine;
 mod faults;
 mod health;
