@@ -18,7 +18,7 @@ use grove::{Backpressure, Configure, HealthStatus, Module};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::builder::{BuildEvent, BuildOptions, CrateBuilder};
+use crate::builder::{BuildEvent, BuildOptions, Builds, CrateBuilder};
 use crate::bus::{Bus, Inbox, ModuleBus};
 use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
 use crate::console::Console;
@@ -34,8 +34,8 @@ use crate::snapshot::{DEFAULT_SNAPSHOT_EVERY, Found, PreviousRun, Snapshots};
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, ModuleTiming, Stats};
 use crate::systems::{ModuleSystem, Strategy, Systems};
+use crate::watch::{LibraryChecks, LibraryWatcher, WatchHub};
 use crate::watchdog::{DEFAULT_CALL_LIMIT, Watchdog};
-use crate::watcher::LibraryWatcher;
 
 /// The default frame rate.
 pub const DEFAULT_FPS: f64 = 60.0;
@@ -70,6 +70,16 @@ pub struct Engine {
     /// Config files by module name ([`Engine::config_file`]).
     config_files: HashMap<String, ConfigFile>,
     config_watcher: Option<ConfigWatcher>,
+    /// The one watcher of every file the engine watches: libraries, crates, configs.
+    hub: WatchHub,
+    /// The thread that checks new library files; started with the first watched library.
+    library_checks: Option<LibraryChecks>,
+    /// The thread that rebuilds watched crates; started with the first watched crate.
+    builds: Option<Builds>,
+    /// How long a frame may spend starting reloads ([`EngineBuilder::reload_budget`]).
+    reload_budget: Option<Duration>,
+    /// The module whose pending reload is looked at first next frame.
+    reload_cursor: usize,
     /// The modules' health when they were last shut down all together.
     shut_down_health: Vec<ModuleHealth>,
     /// The module whose health is asked next, one a frame.
@@ -79,6 +89,9 @@ pub struct Engine {
     snapshots: Option<Snapshots>,
     previous_run: Option<PreviousRun>,
 }
+
+/// The default of [`EngineBuilder::reload_budget`]: half a frame at 60 FPS.
+pub const DEFAULT_RELOAD_BUDGET: Duration = Duration::from_micros(8_333);
 
 /// A module's config file and the text last read from it.
 #[derive(Debug)]
@@ -104,6 +117,7 @@ pub struct EngineBuilder {
     console: bool,
     state_dir: Option<PathBuf>,
     snapshot_every: Duration,
+    reload_budget: Option<Duration>,
 }
 
 /// The engine's default system, as the builder was told it. A strategy's system is made in
@@ -129,6 +143,7 @@ impl Default for EngineBuilder {
             console: true,
             state_dir: None,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            reload_budget: Some(DEFAULT_RELOAD_BUDGET),
         }
     }
 }
@@ -225,8 +240,18 @@ impl EngineBuilder {
         self
     }
 
-    /// The engine. Fails if the staging directory cannot be made, or if two settings
-    /// contradict each other.
+    /// How long one frame may spend on reloads, when several new libraries are due at once
+    /// (hundreds of modules rebuilt together, say): once the reloads of a frame have taken
+    /// this long, the frame starts no more, and the others are done in the next frames, the
+    /// modules that waited first. A frame always does at least one, so every reload gets
+    /// done, however long one takes. Half a frame at 60 FPS
+    /// ([`DEFAULT_RELOAD_BUDGET`], 8.3 ms) by default; `None` does every reload due in the
+    /// frame it is found, however long that frame gets.
+    pub fn reload_budget(mut self, budget: Option<Duration>) -> Self {
+        self.reload_budget = budget;
+        self
+    }
+
     /// Keeps every loaded module's state in `dir` (made if missing), one file per module,
     /// so that it outlives the process: saved every
     /// [`snapshot_every`](EngineBuilder::snapshot_every) (5 s by default), after every
@@ -246,6 +271,8 @@ impl EngineBuilder {
         self
     }
 
+    /// The engine. Fails if the staging directory cannot be made, or if two settings
+    /// contradict each other.
     pub fn build(self) -> Result<Engine> {
         let staging = match (self.staging, self.allow_world_writable) {
             (Some(staging), Some(allow)) if staging.allows_world_writable() != allow => {
@@ -301,6 +328,11 @@ impl EngineBuilder {
             watchdog,
             config_files: HashMap::new(),
             config_watcher: None,
+            hub: WatchHub::default(),
+            library_checks: None,
+            builds: None,
+            reload_budget: self.reload_budget,
+            reload_cursor: 0,
             shut_down_health: Vec::new(),
             health_cursor: 0,
             bus: Bus::default(),
@@ -491,13 +523,19 @@ impl Engine {
             self.report_restore(&name, found, restore_error);
         }
         let watcher = if self.watch_files {
+            let watch_error = |source| Error::Watch {
+                path: path.to_owned(),
+                source: Arc::new(source),
+            };
+            let checks = match &mut self.library_checks {
+                Some(checks) => checks,
+                None => self
+                    .library_checks
+                    .insert(LibraryChecks::start(self.hub.clone()).map_err(watch_error)?),
+            };
             Some(
-                LibraryWatcher::new(path, module.content_hash()).map_err(|source| {
-                    Error::Watch {
-                        path: path.to_owned(),
-                        source: Arc::new(source),
-                    }
-                })?,
+                LibraryWatcher::new(path, module.content_hash(), &self.staging, checks)
+                    .map_err(watch_error)?,
             )
         } else {
             None
@@ -764,7 +802,13 @@ impl Engine {
             }
         }
         let name = self.load_module(&artifact)?;
-        let watch = builder.watch(&artifact).map_err(build_error)?;
+        let builds = match &mut self.builds {
+            Some(builds) => builds,
+            None => self
+                .builds
+                .insert(Builds::start(self.hub.clone()).map_err(build_error)?),
+        };
+        let watch = builds.watch(builder, &artifact).map_err(build_error)?;
         if let Ok(hosted) = self.find_mut(&name) {
             hosted.build = Some(watch);
             hosted.crate_dir = Some(dir.to_owned());
@@ -861,16 +905,26 @@ impl Engine {
         module.load_state(&bytes)
     }
 
-    /// Applies what arrived since the last frame: build outcomes and new library files.
+    /// Applies what arrived since the last frame: build outcomes, new library files (as many
+    /// as the reload budget allows), config files.
     fn apply_pending(&mut self, frame: &FrameInfo) {
+        self.take_build_events();
+        self.apply_reloads(frame);
+        self.apply_saved_configs();
+    }
+
+    /// Reports build outcomes and files that are not libraries; keeps the libraries just
+    /// built for modules whose files are not watched. Allocates only when something
+    /// happened: this runs for every module, every frame.
+    fn take_build_events(&mut self) {
         let mut events = Vec::new();
-        let mut reloads = Vec::new();
         for hosted in &mut self.modules {
-            // Libraries just built for modules whose files are not watched.
-            let mut built = Vec::new();
             if let Some(build) = &hosted.build {
                 while let Some(event) = build.poll() {
-                    let name = hosted.name();
+                    let name = match &hosted.kind {
+                        Kind::Loaded(m) => m.name(),
+                        Kind::Static(m) => m.name(),
+                    };
                     match event {
                         BuildEvent::Started => {
                             tracing::info!(module = %name, "rebuilding");
@@ -891,7 +945,7 @@ impl Engine {
                             }
                             // Without a file watcher, the build's own artifact is the news.
                             if changed && hosted.watcher.is_none() {
-                                built.push(artifact);
+                                hosted.built = Some(artifact);
                             }
                             events.push(EngineEvent::BuildFinished {
                                 module: name.to_owned(),
@@ -925,51 +979,57 @@ impl Engine {
                     reason,
                 });
             }
-            if let Some(artifact) = built.pop()
-                && let Some(result) = hosted.reload(&artifact, None, frame)
-            {
-                reloads.push((hosted.name().to_owned(), result));
-            }
-            // Nothing above allocates unless something happened: this runs for every
-            // module, every frame.
-            let Some(new) = hosted.watcher.as_ref().and_then(LibraryWatcher::poll) else {
-                continue;
-            };
-            let name = hosted.name().to_owned();
-            let Some(module) = hosted.loaded_mut() else {
-                continue;
-            };
-            if new.snapshot.hash == module.content_hash() {
-                continue;
-            }
-            let result = hosted
-                .reload(&new.path, Some(new.snapshot), frame)
-                .expect("a loaded module");
-            if result.is_err()
-                && let Some(module) = hosted.loaded_mut()
-            {
-                let running = module.content_hash();
-                if let Some(watcher) = &hosted.watcher {
-                    watcher.retry_refused(running);
-                }
-            }
-            if let Ok(reloaded) = &result {
-                tracing::debug!(
-                    module = %name,
-                    detected_to_running_us = new.detected.elapsed().as_micros() as u64,
-                    took_us = reloaded.took.as_micros() as u64,
-                    "file change applied"
-                );
-            }
-            reloads.push((name, result));
         }
         for event in events {
             self.subscribers.send(event);
         }
+    }
+
+    /// Swaps in the new libraries that are due, module after module from where the last
+    /// frame stopped, until the frame's reloads have taken the reload budget (at least one
+    /// a frame). The others stay waiting in their watchers, each with only its newest
+    /// version, for the next frames.
+    fn apply_reloads(&mut self, frame: &FrameInfo) {
+        let count = self.modules.len();
+        if count == 0 {
+            return;
+        }
+        let started = Instant::now();
+        let mut reloads = Vec::new();
+        let first = self.reload_cursor % count;
+        for offset in 0..count {
+            let index = (first + offset) % count;
+            let hosted = &mut self.modules[index];
+            let Some(result) = reload_due(hosted, frame) else {
+                continue;
+            };
+            reloads.push((hosted.name().to_owned(), result));
+            if self
+                .reload_budget
+                .is_some_and(|budget| started.elapsed() >= budget)
+            {
+                self.reload_cursor = index + 1;
+                let waiting = self
+                    .modules
+                    .iter()
+                    .filter(|m| {
+                        m.built.is_some() || m.watcher.as_ref().is_some_and(LibraryWatcher::has_new)
+                    })
+                    .count();
+                if waiting > 0 {
+                    tracing::debug!(
+                        reloaded = reloads.len(),
+                        waiting,
+                        took_us = started.elapsed().as_micros() as u64,
+                        "reload budget spent; the other reloads wait for the next frames"
+                    );
+                }
+                break;
+            }
+        }
         for (name, result) in reloads {
             self.reload_done(&name, result);
         }
-        self.apply_saved_configs();
     }
 
     /// Applies config files saved since the last frame (and quiet since).
@@ -1073,16 +1133,10 @@ impl Engine {
         if self.find(module).is_ok() {
             self.apply_config(module, &given)?;
         }
-        let watcher = match &mut self.config_watcher {
-            Some(watcher) => watcher,
-            None => self
-                .config_watcher
-                .insert(ConfigWatcher::new().map_err(|e| Error::ConfigFile {
-                    module: module.to_owned(),
-                    path: path.clone(),
-                    source: Arc::new(std::io::Error::other(e)),
-                })?),
-        };
+        let hub = &self.hub;
+        let watcher = self
+            .config_watcher
+            .get_or_insert_with(|| ConfigWatcher::new(hub.clone()));
         watcher.watch(&path).map_err(|e| Error::ConfigFile {
             module: module.to_owned(),
             path: path.clone(),
@@ -1448,6 +1502,39 @@ impl Drop for Engine {
             let _ = self.shutdown();
         }
     }
+}
+
+/// Reloads `hosted` if a new library waits for it: one its crate's build made (when its
+/// file is not watched), or one its watcher found. `None` when none waits (or the one found
+/// is the version running).
+fn reload_due(hosted: &mut HostedModule, frame: &FrameInfo) -> Option<Result<Reloaded>> {
+    if let Some(artifact) = hosted.built.take() {
+        return hosted.reload(&artifact, None, frame);
+    }
+    let new = hosted.watcher.as_ref().and_then(LibraryWatcher::poll)?;
+    let module = hosted.loaded_mut()?;
+    if new.snapshot.hash == module.content_hash() {
+        return None;
+    }
+    let name = module.name().to_owned();
+    let result = hosted.reload(&new.path, Some(new.snapshot), frame)?;
+    match &result {
+        Ok(reloaded) => tracing::debug!(
+            module = %name,
+            detected_to_running_us = new.detected.elapsed().as_micros() as u64,
+            took_us = reloaded.took.as_micros() as u64,
+            "file change applied"
+        ),
+        Err(_) => {
+            if let (Some(module), Some(watcher)) = (
+                hosted.loaded_mut().map(|m| m.content_hash()),
+                &hosted.watcher,
+            ) {
+                watcher.retry_refused(module);
+            }
+        }
+    }
+    Some(result)
 }
 
 /// A config given from code, as the JSON table handed to the module.

@@ -377,7 +377,7 @@ pub enum Error {
         path: PathBuf,
         /// What went wrong.
         #[source]
-        source: Arc<crate::watcher::WatchError>,
+        source: Arc<crate::watch::WatchError>,
     },
 
     /// Two settings given to an [`EngineBuilder`](crate::EngineBuilder) contradict each

@@ -17,7 +17,7 @@ use crate::loaded::LoadedModule;
 use crate::static_module::StaticModule;
 use crate::stats::{ModuleClock, ModuleTiming};
 use crate::systems::Strategy;
-use crate::watcher::LibraryWatcher;
+use crate::watch::LibraryWatcher;
 
 /// Static or loaded.
 #[derive(Debug)]
@@ -36,6 +36,9 @@ pub struct HostedModule {
     pub(crate) clock: ModuleClock,
     pub(crate) watcher: Option<LibraryWatcher>,
     pub(crate) build: Option<BuildWatch>,
+    /// A library its crate's build just made, waiting for its reload (when its file is
+    /// not watched).
+    pub(crate) built: Option<std::path::PathBuf>,
     /// The crate it is built from, for `Engine::watch_crate` modules.
     pub(crate) crate_dir: Option<std::path::PathBuf>,
     pub(crate) health: HealthTrack,
@@ -64,6 +67,7 @@ impl HostedModule {
             clock: ModuleClock::default(),
             watcher: None,
             build: None,
+            built: None,
             crate_dir: None,
             health: HealthTrack::default(),
             bus,

@@ -65,13 +65,13 @@ mod snapshot;
 mod static_module;
 mod stats;
 mod systems;
+mod watch;
 mod watchdog;
-mod watcher;
 
 pub use builder::{BuildError, BuildOptions, build_crate};
 pub use bus::{BusStats, HOST_PUBLISHER, HostMessage, Inbox, ModuleBusStats, TopicStats};
 pub use config::{ConfigLocation, ConfigOrigin};
-pub use engine::{DEFAULT_FPS, Engine, EngineBuilder, StopHandle};
+pub use engine::{DEFAULT_FPS, DEFAULT_RELOAD_BUDGET, Engine, EngineBuilder, StopHandle};
 pub use error::{Call, Error, Result};
 pub use events::EngineEvent;
 pub use ffi::library::{HeaderInfo, Unmapped};
@@ -85,7 +85,7 @@ pub use snapshot::{DEFAULT_SNAPSHOT_EVERY, PreviousRun, SnapshotProblem};
 pub use static_module::StaticModule;
 pub use stats::{ModuleTiming, Percentiles, Stats};
 pub use systems::{ModuleSystem, Pool, Sequential, Strategy, Threaded};
+pub use watch::WatchError;
 pub use watchdog::DEFAULT_CALL_LIMIT;
-pub use watcher::WatchError;
 
 pub use grove;

@@ -330,7 +330,7 @@ impl LoadedModule {
             })
         };
         let library = match snapshot {
-            Some(snapshot) => Library::load_bytes(path, snapshot, &self.staging, &same_module)?,
+            Some(snapshot) => Library::load_snapshot(path, snapshot, &self.staging, &same_module)?,
             None => Library::load(path, &self.staging, &same_module)?,
         };
         let calls = std::sync::Arc::clone(self.instance.calls());

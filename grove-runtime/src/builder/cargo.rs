@@ -14,7 +14,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::cargo_output::{cargo_error, parse_manifest, parse_progress, read_messages, same_file};
-use super::watch::BuildWatch;
 use super::{BuildError, BuildOptions};
 use crate::console::Console;
 
@@ -113,12 +112,6 @@ impl CrateBuilder {
             ));
         }
         result
-    }
-
-    /// Starts watching the crate's sources, as the build of `artifact` used them, and
-    /// rebuilding it in the background.
-    pub(crate) fn watch(self, artifact: &Path) -> Result<BuildWatch, BuildError> {
-        BuildWatch::start(self, artifact)
     }
 
     fn command(&self, progress: bool) -> Command {
@@ -306,7 +299,7 @@ fn read_stderr(stderr: &mut impl Read, progress: Option<Progress<'_>>) -> io::Re
     Ok(text)
 }
 
-/// Lets [`BuildWatch`]'s drop kill the cargo its thread is waiting on.
+/// Lets [`BuildWatch`](super::BuildWatch)'s drop kill the cargo its thread is waiting on.
 #[derive(Debug, Default)]
 pub(super) struct Cancel {
     stopped: AtomicBool,

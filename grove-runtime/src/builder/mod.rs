@@ -5,7 +5,8 @@
 //! [`BuildEvent`]). The work
 //! is split by job: [`cargo`] runs cargo on a crate ([`CrateBuilder`]) and collects its
 //! library and diagnostics, [`cargo_output`] reads what cargo prints, and [`watch`] watches
-//! the crate's sources and rebuilds it on a background thread ([`BuildWatch`]).
+//! the crates' sources and rebuilds them on the engine's one builder thread ([`Builds`],
+//! a [`BuildWatch`] per crate).
 
 use std::ffi::OsString;
 use std::io;
@@ -20,7 +21,7 @@ mod test_crate;
 mod watch;
 
 pub(crate) use cargo::CrateBuilder;
-pub(crate) use watch::BuildWatch;
+pub(crate) use watch::{BuildWatch, Builds};
 
 /// Builds the module crate in `dir` once, as [`Engine::watch_crate`](crate::Engine::watch_crate)
 /// does before loading it, and returns its library's path. While no `tracing` subscriber
@@ -132,16 +133,21 @@ pub enum BuildError {
     },
 
     /// The crate's sources cannot be watched.
-    #[error(
-        "cannot watch {dir} for changes: {source}; if the limit on inotify watches is \
-         reached, raise fs.inotify.max_user_watches"
-    )]
+    #[error("cannot watch {dir} for changes: {source}")]
     Watch {
         /// The directory.
         dir: PathBuf,
-        /// What notify said.
+        /// Why.
         #[source]
-        source: notify::Error,
+        source: crate::WatchError,
+    },
+
+    /// The engine's builder thread could not be started.
+    #[error("cannot start the thread that rebuilds watched crates: {source}")]
+    Thread {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
     },
 }
 

@@ -1,36 +1,53 @@
-//! [`BuildWatch`]: watches a module crate's sources and rebuilds it on a background thread.
+//! [`Builds`]: the engine's one builder thread, which watches every watched module crate's
+//! sources (through the engine's [`WatchHub`]) and rebuilds them with cargo, one at a time;
+//! [`BuildWatch`]: one crate's place in it.
 //!
 //! The watch covers `src/` (recursively), `Cargo.toml`, `build.rs` and `.rs` files next to
 //! `Cargo.toml`, and every other source file the last build used, as cargo's dep-info file
 //! lists them (path dependencies, other workspace members) with their crates' `Cargo.toml`;
 //! editors' temporary files are ignored. A burst of events (an editor saves in several
-//! writes) starts one build once [`QUIET`] has passed without another; changes made while a
-//! build runs queue exactly one more. A build whose library is byte for byte the one before
-//! says so ([`BuildEvent::Finished`]'s `changed`).
+//! writes) queues one build once [`QUIET`] has passed without another; a crate changed
+//! again while it waits in the queue is still built once, and changes made while it builds
+//! queue exactly one more build. Crates are built in the order their changes settled. A
+//! build whose library is byte for byte the one before says so
+//! ([`BuildEvent::Finished`]'s `changed`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use notify::RecursiveMode;
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::cargo::{Cancel, CrateBuilder};
 use super::{BuildError, BuildEvent, dep_info};
+use crate::watch::{Subscription, WatchHub};
 
 /// How long the sources must stay unchanged before a rebuild starts.
 pub(crate) const QUIET: Duration = Duration::from_millis(50);
 
-/// A running background rebuild. Dropping it kills a running cargo and stops the thread.
+/// The engine's builder thread. Dropping it kills a running cargo and stops the thread.
+#[derive(Debug)]
+pub(crate) struct Builds {
+    hub: WatchHub,
+    sender: mpsc::Sender<Signal>,
+    next_id: AtomicU64,
+    thread: Option<JoinHandle<()>>,
+    /// Every crate's cancel, so that dropping the service stops a running build.
+    cancels: std::sync::Mutex<Vec<std::sync::Weak<Cancel>>>,
+}
+
+/// One watched crate. Dropping it kills its running cargo and takes it off the queue.
 #[derive(Debug)]
 pub(crate) struct BuildWatch {
+    id: u64,
     events: mpsc::Receiver<BuildEvent>,
     signals: mpsc::Sender<Signal>,
     cancel: Arc<Cancel>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl BuildWatch {
@@ -38,89 +55,144 @@ impl BuildWatch {
     pub(crate) fn poll(&self) -> Option<BuildEvent> {
         self.events.try_recv().ok()
     }
-
-    /// Starts watching `builder`'s crate, last built as `artifact`, and rebuilding it in the
-    /// background.
-    pub(super) fn start(builder: CrateBuilder, artifact: &Path) -> Result<Self, BuildError> {
-        let (signals, receiver) = mpsc::channel();
-        let events = signals.clone();
-        let watch_error = |dir: &Path| {
-            let dir = dir.to_owned();
-            move |source| BuildError::Watch { dir, source }
-        };
-        let mut watcher = notify::recommended_watcher(move |event| {
-            let _ = events.send(Signal::Event(event));
-        })
-        .map_err(watch_error(&builder.dir))?;
-        watcher
-            .watch(&builder.dir, RecursiveMode::NonRecursive)
-            .map_err(watch_error(&builder.dir))?;
-        let src = builder.dir.join("src");
-        if src.is_dir() {
-            watcher
-                .watch(&src, RecursiveMode::Recursive)
-                .map_err(watch_error(&src))?;
-        }
-        let (sender, events) = mpsc::channel();
-        let cancel = Arc::new(Cancel::default());
-        let dir = builder.dir.clone();
-        let mut rebuilder = Rebuilder {
-            builder,
-            signals: receiver,
-            events: sender,
-            cancel: Arc::clone(&cancel),
-            watcher,
-            sources: BTreeSet::new(),
-            watched: BTreeSet::new(),
-            last_hash: hash_file(artifact),
-        };
-        rebuilder.watch_sources_of(artifact);
-        let thread = std::thread::Builder::new()
-            .name("grove-crate-builder".into())
-            .spawn(move || rebuilder.run())
-            .map_err(|e| BuildError::Watch {
-                dir: dir.clone(),
-                source: notify::Error::io(e),
-            })?;
-        tracing::debug!(dir = %dir.display(), "watching crate sources");
-        Ok(BuildWatch {
-            events,
-            signals,
-            cancel,
-            thread: Some(thread),
-        })
-    }
 }
 
 impl Drop for BuildWatch {
     fn drop(&mut self) {
         self.cancel.stop();
-        let _ = self.signals.send(Signal::Stop);
+        let _ = self.signals.send(Signal::Remove(self.id));
+    }
+}
+
+enum Signal {
+    Add(u64, Box<Crate>),
+    Remove(u64),
+    Event(u64, notify::Event),
+    Stop,
+}
+
+impl Builds {
+    /// Starts the builder thread; crates' sources are watched through `hub`.
+    pub(crate) fn start(hub: WatchHub) -> Result<Self, BuildError> {
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("grove-crate-builder".into())
+            .spawn(move || Rebuilder::default().run(&receiver))
+            .map_err(|e| BuildError::Thread { source: e })?;
+        Ok(Self {
+            hub,
+            sender,
+            next_id: AtomicU64::new(1),
+            thread: Some(thread),
+            cancels: Default::default(),
+        })
+    }
+
+    /// Starts watching `builder`'s crate, last built as `artifact`, and rebuilding it in the
+    /// background.
+    pub(crate) fn watch(
+        &self,
+        builder: CrateBuilder,
+        artifact: &Path,
+    ) -> Result<BuildWatch, BuildError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let subscribe = |dir: &Path, mode| subscribe(&self.hub, &self.sender, id, dir, mode);
+        let mut subscriptions = vec![subscribe(&builder.dir, RecursiveMode::NonRecursive)?];
+        let src = builder.dir.join("src");
+        if src.is_dir() {
+            subscriptions.push(subscribe(&src, RecursiveMode::Recursive)?);
+        }
+        let (sender, events) = mpsc::channel();
+        let cancel = Arc::new(Cancel::default());
+        let dir = builder.dir.clone();
+        let mut watched = Crate {
+            builder,
+            events: sender,
+            cancel: Arc::clone(&cancel),
+            hub: self.hub.clone(),
+            signals: self.sender.clone(),
+            id,
+            own: subscriptions,
+            sources: BTreeSet::new(),
+            watched: HashMap::new(),
+            last_hash: hash_file(artifact),
+            changed: None,
+        };
+        watched.watch_sources_of(artifact);
+        let _ = self.sender.send(Signal::Add(id, Box::new(watched)));
+        let mut cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        cancels.retain(|c| c.strong_count() > 0);
+        cancels.push(Arc::downgrade(&cancel));
+        tracing::debug!(dir = %dir.display(), "watching crate sources");
+        Ok(BuildWatch {
+            id,
+            events,
+            signals: self.sender.clone(),
+            cancel,
+        })
+    }
+}
+
+impl Drop for Builds {
+    fn drop(&mut self) {
+        for cancel in self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+        {
+            cancel.stop();
+        }
+        let _ = self.sender.send(Signal::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-enum Signal {
-    Event(notify::Result<notify::Event>),
-    Stop,
+/// Subscribes crate `id` to the events of `dir`, sent to the builder thread.
+fn subscribe(
+    hub: &WatchHub,
+    signals: &mpsc::Sender<Signal>,
+    id: u64,
+    dir: &Path,
+    mode: RecursiveMode,
+) -> Result<Subscription, BuildError> {
+    let signals = signals.clone();
+    hub.subscribe(
+        dir,
+        mode,
+        Vec::new(),
+        Arc::new(move |event: &notify::Event| {
+            let _ = signals.send(Signal::Event(id, event.clone()));
+        }),
+    )
+    .map_err(|source| BuildError::Watch {
+        dir: dir.to_owned(),
+        source,
+    })
 }
 
-/// The background thread: waits for source changes and rebuilds.
-struct Rebuilder {
+/// One crate, as the builder thread keeps it.
+struct Crate {
     builder: CrateBuilder,
-    signals: mpsc::Receiver<Signal>,
     events: mpsc::Sender<BuildEvent>,
     cancel: Arc<Cancel>,
-    watcher: RecommendedWatcher,
+    hub: WatchHub,
+    signals: mpsc::Sender<Signal>,
+    id: u64,
+    /// The crate's own directory and `src/`.
+    own: Vec<Subscription>,
     /// Source files outside the crate's own that the last build used, and their crates'
     /// `Cargo.toml`.
     sources: BTreeSet<PathBuf>,
     /// The directories watched for them.
-    watched: BTreeSet<PathBuf>,
+    watched: HashMap<PathBuf, Subscription>,
     /// The last library built, hashed, to tell a build that changed nothing.
     last_hash: Option<u64>,
+    /// When a source last changed, while a build of the change is due.
+    changed: Option<Instant>,
 }
 
 /// The hash of the file at `path`; `None` if it cannot be read.
@@ -130,63 +202,112 @@ fn hash_file(path: &Path) -> Option<u64> {
         .map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
-/// Whether the thread goes on.
-enum Next {
-    Continue,
-    Stop,
+/// The builder thread.
+#[derive(Default)]
+struct Rebuilder {
+    crates: HashMap<u64, Crate>,
+    /// Crates whose changes settled, in the order they did: built first come, first served.
+    queue: Vec<u64>,
 }
 
 impl Rebuilder {
-    fn run(&mut self) {
+    fn run(&mut self, signals: &mpsc::Receiver<Signal>) {
         loop {
-            // Wait for a change.
-            let changed = match self.signals.recv() {
-                Ok(Signal::Event(event)) => self.is_source_change(&event),
-                Ok(Signal::Stop) | Err(_) => return,
-            };
-            if !changed {
-                continue;
-            }
-            // Build until no change arrived during the last build.
-            loop {
-                if let Next::Stop = self.wait_for_quiet() {
-                    return;
-                }
-                let _ = self.events.send(BuildEvent::Started);
-                let started = Instant::now();
-                let result = self.builder.run(Some(&self.cancel), None);
-                if self.cancel.stopped() {
-                    return;
-                }
-                let event = match result {
-                    Ok(artifact) => {
-                        let took = started.elapsed();
-                        let hash = hash_file(&artifact);
-                        let changed = hash.is_none() || hash != self.last_hash;
-                        self.last_hash = hash;
-                        self.watch_sources_of(&artifact);
-                        BuildEvent::Finished {
-                            artifact,
-                            took,
-                            changed,
+            let quiet_ends = self
+                .crates
+                .values()
+                .filter_map(|c| c.changed.map(|at| at + QUIET))
+                .min();
+            let first = if !self.queue.is_empty() {
+                signals.try_recv().ok()
+            } else {
+                match quiet_ends {
+                    Some(at) => {
+                        match signals.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                            Ok(signal) => Some(signal),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         }
                     }
-                    Err(error) => BuildEvent::Failed { error },
-                };
-                let _ = self.events.send(event);
-                let mut changed = false;
-                loop {
-                    match self.signals.try_recv() {
-                        Ok(Signal::Event(event)) => changed |= self.is_source_change(&event),
-                        Ok(Signal::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
-                        Err(mpsc::TryRecvError::Empty) => break,
+                    None => match signals.recv() {
+                        Ok(signal) => Some(signal),
+                        Err(mpsc::RecvError) => return,
+                    },
+                }
+            };
+            let mut next = first;
+            while let Some(signal) = next {
+                match signal {
+                    Signal::Stop => return,
+                    Signal::Add(id, watched) => {
+                        self.crates.insert(id, *watched);
+                    }
+                    Signal::Remove(id) => {
+                        self.crates.remove(&id);
+                        self.queue.retain(|queued| *queued != id);
+                    }
+                    Signal::Event(id, event) => {
+                        if let Some(watched) = self.crates.get_mut(&id)
+                            && watched.is_source_change(&event)
+                        {
+                            // Queued and changed again: still one build, once quiet again.
+                            self.queue.retain(|queued| *queued != id);
+                            watched.changed = Some(Instant::now());
+                        }
                     }
                 }
-                if !changed {
-                    break;
-                }
+                next = signals.try_recv().ok();
+            }
+            let now = Instant::now();
+            let mut settled: Vec<(Instant, u64)> = self
+                .crates
+                .iter_mut()
+                .filter_map(|(id, c)| match c.changed {
+                    Some(at) if now.duration_since(at) >= QUIET => {
+                        c.changed = None;
+                        Some((at, *id))
+                    }
+                    _ => None,
+                })
+                .collect();
+            settled.sort();
+            self.queue.extend(settled.into_iter().map(|(_, id)| id));
+            if self.queue.is_empty() {
+                continue;
+            }
+            let id = self.queue.remove(0);
+            if let Some(watched) = self.crates.get_mut(&id) {
+                watched.build();
             }
         }
+    }
+}
+
+impl Crate {
+    /// Builds the crate and says how it went.
+    fn build(&mut self) {
+        let _ = self.events.send(BuildEvent::Started);
+        let started = Instant::now();
+        let result = self.builder.run(Some(&self.cancel), None);
+        if self.cancel.stopped() {
+            return;
+        }
+        let event = match result {
+            Ok(artifact) => {
+                let took = started.elapsed();
+                let hash = hash_file(&artifact);
+                let changed = hash.is_none() || hash != self.last_hash;
+                self.last_hash = hash;
+                self.watch_sources_of(&artifact);
+                BuildEvent::Finished {
+                    artifact,
+                    took,
+                    changed,
+                }
+            }
+            Err(error) => BuildEvent::Failed { error },
+        };
+        let _ = self.events.send(event);
     }
 
     /// Adds the source files the build of `artifact` used to the watch: their directories,
@@ -221,10 +342,19 @@ impl Rebuilder {
             .iter()
             .filter_map(|file| file.parent().map(Path::to_owned))
             .collect();
-        for dir in dirs.difference(&self.watched.clone()) {
-            match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.watched.insert(dir.clone());
+        for dir in dirs {
+            if self.watched.contains_key(&dir) {
+                continue;
+            }
+            match subscribe(
+                &self.hub,
+                &self.signals,
+                self.id,
+                &dir,
+                RecursiveMode::NonRecursive,
+            ) {
+                Ok(subscription) => {
+                    self.watched.insert(dir, subscription);
                 }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory of the crate's dependencies; edits there do not rebuild");
@@ -234,35 +364,9 @@ impl Rebuilder {
         tracing::debug!(dir = %self.builder.dir.display(), files = self.sources.len(), dirs = self.watched.len(), "watching the sources the build used");
     }
 
-    /// Waits until no source has changed for [`QUIET`].
-    fn wait_for_quiet(&mut self) -> Next {
-        let mut quiet_from = Instant::now();
-        loop {
-            let left = QUIET.saturating_sub(quiet_from.elapsed());
-            match self.signals.recv_timeout(left) {
-                Ok(Signal::Event(event)) => {
-                    if self.is_source_change(&event) {
-                        quiet_from = Instant::now();
-                    }
-                }
-                Ok(Signal::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Next::Stop;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Continue,
-            }
-        }
-    }
-
     /// Whether `event` changed a source of the crate. Re-watches `src/` if it was
     /// recreated.
-    fn is_source_change(&mut self, event: &notify::Result<notify::Event>) -> bool {
-        let event = match event {
-            Ok(event) => event,
-            Err(e) => {
-                tracing::warn!(dir = %self.builder.dir.display(), error = %e, "crate watch error");
-                return false;
-            }
-        };
+    fn is_source_change(&mut self, event: &notify::Event) -> bool {
         if event.need_rescan() {
             return true;
         }
@@ -271,8 +375,20 @@ impl Rebuilder {
             event.kind,
             EventKind::Create(CreateKind::Folder | CreateKind::Any)
         ) && event.paths.contains(&src);
-        if src_recreated && let Err(e) = self.watcher.watch(&src, RecursiveMode::Recursive) {
-            tracing::warn!(dir = %src.display(), error = %e, "cannot watch recreated src/");
+        if src_recreated {
+            self.own.retain(|s| s.dir() != src);
+            match subscribe(
+                &self.hub,
+                &self.signals,
+                self.id,
+                &src,
+                RecursiveMode::Recursive,
+            ) {
+                Ok(subscription) => self.own.push(subscription),
+                Err(e) => {
+                    tracing::warn!(dir = %src.display(), error = %e, "cannot watch recreated src/")
+                }
+            }
         }
         let writes = match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
@@ -331,7 +447,7 @@ mod tests {
     use std::path::PathBuf;
 
     use crate::builder::test_crate::{TestCrate, has_mark, lib_rs};
-    use crate::watcher::LibraryWatcher;
+    use crate::watch::{LibraryChecks, LibraryWatcher};
 
     /// The next build event, waiting up to a minute (a build on a busy machine is slow).
     fn next_event(watch: &BuildWatch) -> BuildEvent {
@@ -365,8 +481,12 @@ mod tests {
         let builder = crate_.builder();
         let first = builder.build().unwrap();
         let loaded = xxhash_rust::xxh3::xxh3_64(&std::fs::read(&first).unwrap());
-        let library = LibraryWatcher::new(&first, loaded).unwrap();
-        let watch = builder.watch(&first).unwrap();
+        let hub = WatchHub::default();
+        let staging = Arc::new(crate::ffi::staging::Staging::new().unwrap());
+        let checks = LibraryChecks::start(hub.clone()).unwrap();
+        let library = LibraryWatcher::new(&first, loaded, &staging, &checks).unwrap();
+        let builds = Builds::start(hub.clone()).unwrap();
+        let watch = builds.watch(builder, &first).unwrap();
 
         // An edit: rebuilt, and the library watcher sees the new file once.
         crate_.write_lib(&lib_rs(2));
@@ -385,7 +505,10 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         };
-        assert_eq!(new.snapshot.bytes, std::fs::read(&artifact).unwrap());
+        assert_eq!(
+            std::fs::read(new.snapshot.staged.path()).unwrap(),
+            std::fs::read(&artifact).unwrap()
+        );
 
         // A syntax error: a failed build that shows rustc's message.
         crate_.write_lib("pub extern \"C\" fn f() -> u32 { 1 +* }\n");

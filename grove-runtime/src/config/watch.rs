@@ -1,4 +1,4 @@
-//! [`ConfigWatcher`]: one watch for all of an engine's config files.
+//! [`ConfigWatcher`]: the watch of an engine's config files, through its [`WatchHub`].
 //!
 //! As for libraries, the watch is on each file's directory, so that an editor that saves by
 //! writing a new file and renaming it over the old one is seen. A file is reported once it
@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use notify::RecursiveMode;
 use notify::event::{AccessKind, EventKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::watch::{Subscription, WatchError, WatchHub};
 
 /// How long a config file must see no event before it is read.
 pub(crate) const QUIET: Duration = Duration::from_millis(50);
@@ -25,46 +27,21 @@ struct Shared {
 }
 
 /// Watches config files for saves.
+#[derive(Debug)]
 pub(crate) struct ConfigWatcher {
-    watcher: RecommendedWatcher,
+    hub: WatchHub,
     shared: Arc<Mutex<Shared>>,
-    /// Watched directories, with how many files each holds.
-    dirs: HashMap<PathBuf, usize>,
-}
-
-impl std::fmt::Debug for ConfigWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigWatcher")
-            .field("dirs", &self.dirs)
-            .finish_non_exhaustive()
-    }
+    /// One per watched file; the hub shares a directory's watch among them.
+    subscriptions: HashMap<PathBuf, Subscription>,
 }
 
 impl ConfigWatcher {
-    pub(crate) fn new() -> notify::Result<Self> {
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let events = Arc::clone(&shared);
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if matches!(
-                event.kind,
-                EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
-            ) {
-                return;
-            }
-            let now = Instant::now();
-            let mut shared = events.lock().unwrap_or_else(PoisonError::into_inner);
-            for path in event.paths {
-                if shared.files.contains(&path) {
-                    shared.changed.insert(path, now);
-                }
-            }
-        })?;
-        Ok(Self {
-            watcher,
-            shared,
-            dirs: HashMap::new(),
-        })
+    pub(crate) fn new(hub: WatchHub) -> Self {
+        Self {
+            hub,
+            shared: Arc::default(),
+            subscriptions: HashMap::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -73,20 +50,44 @@ impl ConfigWatcher {
 
     /// Watches `file`, an absolute path whose directory is canonical (as
     /// [`canonical_file`] makes it).
-    pub(crate) fn watch(&mut self, file: &Path) -> notify::Result<()> {
-        if !self.lock().files.insert(file.to_owned()) {
+    pub(crate) fn watch(&mut self, file: &Path) -> Result<(), WatchError> {
+        if self.subscriptions.contains_key(file) {
             return Ok(());
         }
-        let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
-        if let Some(count) = self.dirs.get_mut(&dir) {
-            *count += 1;
-            return Ok(());
-        }
-        if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            self.lock().files.remove(file);
-            return Err(e);
-        }
-        self.dirs.insert(dir, 1);
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let names = file
+            .file_name()
+            .map(|n| vec![n.to_owned()])
+            .unwrap_or_default();
+        let shared = Arc::clone(&self.shared);
+        let subscription = self.hub.subscribe(
+            dir,
+            RecursiveMode::NonRecursive,
+            names,
+            Arc::new(move |event: &notify::Event| {
+                if matches!(
+                    event.kind,
+                    EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
+                ) {
+                    return;
+                }
+                let now = Instant::now();
+                let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let Shared { files, changed } = &mut *shared;
+                if event.need_rescan() {
+                    for file in files.iter() {
+                        changed.insert(file.clone(), now);
+                    }
+                }
+                for path in &event.paths {
+                    if files.contains(path) {
+                        changed.insert(path.clone(), now);
+                    }
+                }
+            }),
+        )?;
+        self.lock().files.insert(file.to_owned());
+        self.subscriptions.insert(file.to_owned(), subscription);
         Ok(())
     }
 
@@ -94,19 +95,10 @@ impl ConfigWatcher {
     pub(crate) fn unwatch(&mut self, file: &Path) {
         {
             let mut shared = self.lock();
-            if !shared.files.remove(file) {
-                return;
-            }
+            shared.files.remove(file);
             shared.changed.remove(file);
         }
-        let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
-        if let Some(count) = self.dirs.get_mut(&dir) {
-            *count -= 1;
-            if *count == 0 {
-                self.dirs.remove(&dir);
-                let _ = self.watcher.unwatch(&dir);
-            }
-        }
+        self.subscriptions.remove(file);
     }
 
     /// The files that changed and have been quiet since for [`QUIET`]; each is reported

@@ -145,24 +145,7 @@ impl Library {
             StageError::Read(e) => read_error(e),
             StageError::Staging(e) => e,
         })?;
-        let inspected = File::open(&staged)
-            .map_err(|e| Error::Staging {
-                path: staged.clone(),
-                source: Arc::new(e),
-            })
-            .and_then(|copy| {
-                Mapped::staged(&copy).map_err(|e| Error::Staging {
-                    path: staged.clone(),
-                    source: Arc::new(e),
-                })
-            })
-            .and_then(|mapped| {
-                elf::inspect(mapped.bytes()).map_err(|reason| Error::NotAModule {
-                    path: source.to_owned(),
-                    reason,
-                })
-            });
-        match inspected {
+        match inspect_staged(source, &staged) {
             Ok(exports) => Self::open_staged(source, staged, exports, None, staging, admit),
             Err(e) => {
                 let _ = std::fs::remove_file(&staged);
@@ -171,33 +154,31 @@ impl Library {
         }
     }
 
-    /// Loads a library from `bytes`, a snapshot of the file at `source` read by the watcher
-    /// from a descriptor whose metadata is `opened` (checked as [`Library::load`] checks
-    /// its own), and whose [`content_hash`](Library::content_hash) is `hash`.
-    pub(crate) fn load_bytes(
+    /// Loads a library from `snapshot`, a private copy of the file at `source` made by the
+    /// watcher from a descriptor whose metadata it holds (checked as [`Library::load`]
+    /// checks its own), whose [`content_hash`](Library::content_hash) it knows.
+    pub(crate) fn load_snapshot(
         source: &Path,
         snapshot: Snapshot,
         staging: &Arc<Staging>,
         admit: Admit<'_>,
     ) -> Result<Self> {
         let Snapshot {
-            bytes,
+            staged,
             hash,
             resolved,
             metadata,
         } = snapshot;
         staging.check_metadata(source, &resolved, &metadata)?;
-        let exports = elf::inspect(bytes.as_slice()).map_err(|reason| Error::NotAModule {
-            path: source.to_owned(),
-            reason,
-        })?;
-        let stem = exports
-            .header_symbol
-            .trim_start_matches(abi::HEADER_SYMBOL_PREFIX)
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
-        let staged = staging.stage(&stem, &bytes)?;
-        drop(bytes);
-        Self::open_staged(source, staged, exports, Some(hash), staging, admit)
+        let exports = inspect_staged(source, staged.path())?;
+        Self::open_staged(
+            source,
+            staged.into_path(),
+            exports,
+            Some(hash),
+            staging,
+            admit,
+        )
     }
 
     /// Checks the header read from the file, opens the staged copy and reads its exports.
@@ -275,10 +256,13 @@ impl Library {
     }
 
     /// A hash of the library's content: known when the watcher read it, else computed from
-    /// the staged copy on first use (only a watched module needs it).
+    /// the staged copy on first use (only a watched module needs it), through a mapping:
+    /// hashing hundreds of libraries leaves nothing on the heap.
     pub(crate) fn content_hash(&self) -> u64 {
         *self.content_hash.get_or_init(|| {
-            std::fs::read(&self.staged).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+            File::open(&self.staged)
+                .and_then(|copy| Mapped::staged(&copy))
+                .map_or(0, |mapped| xxhash_rust::xxh3::xxh3_64(mapped.bytes()))
         })
     }
 
@@ -383,11 +367,28 @@ impl Drop for Library {
     }
 }
 
-/// What the watcher read of a new library: the bytes, their hash, the file they came from
-/// and that file's metadata, from the descriptor they were read through.
+/// Reads the exports of the staged copy at `staged` of the library at `source`, through a
+/// mapping of the copy.
+fn inspect_staged(source: &Path, staged: &Path) -> Result<elf::Exports> {
+    let staging_error = |e| Error::Staging {
+        path: staged.to_owned(),
+        source: Arc::new(e),
+    };
+    let copy = File::open(staged).map_err(staging_error)?;
+    let mapped = Mapped::staged(&copy).map_err(staging_error)?;
+    elf::inspect(mapped.bytes()).map_err(|reason| Error::NotAModule {
+        path: source.to_owned(),
+        reason,
+    })
+}
+
+/// What the watcher took of a new library: its private copy in the staging area, the
+/// copy's hash, the file it came from and that file's metadata, from the descriptor it was
+/// copied through.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
-    pub(crate) bytes: Vec<u8>,
+    /// Deleted if the snapshot is dropped unused.
+    pub(crate) staged: super::staging::StagedFile,
     pub(crate) hash: u64,
     pub(crate) resolved: PathBuf,
     pub(crate) metadata: std::fs::Metadata,

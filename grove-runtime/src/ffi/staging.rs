@@ -13,7 +13,6 @@
 //! refused unless the host opts in with [`Staging::allow_world_writable`].
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,7 +194,9 @@ impl Staging {
     }
 
     /// Writes `bytes` to a new file with a name never used before in this directory.
+    #[cfg(test)]
     pub(crate) fn stage(&self, stem: &str, bytes: &[u8]) -> Result<PathBuf> {
+        use std::io::Write;
         let (path, mut file) = self.create(stem)?;
         file.write_all(bytes).map_err(|source| {
             let _ = fs::remove_file(&path);
@@ -224,6 +225,38 @@ impl Staging {
                 // directory is ours and freshly created, so blame the source.
                 Err(StageError::Read(e))
             }
+        }
+    }
+}
+
+/// A file in the staging area that nothing uses yet: deleted when dropped, unless taken
+/// with [`StagedFile::into_path`].
+#[derive(Debug)]
+pub(crate) struct StagedFile {
+    path: PathBuf,
+}
+
+impl StagedFile {
+    /// Takes charge of the staged file at `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path, now the caller's to delete.
+    pub(crate) fn into_path(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        // Empty once taken.
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }

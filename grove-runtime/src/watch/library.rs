@@ -1,17 +1,20 @@
 //! [`LibraryWatcher`]: notices when a module's library file has been replaced by a complete
-//! new version.
+//! new version; [`LibraryChecks`]: the one thread that reads and checks the files of every
+//! watched library of an engine.
 //!
-//! The watch is on the file's parent directory: builds replace the file (cargo removes it
-//! and hard-links the new one in, others rename a temporary file over it), and an inotify
-//! watch on the file itself would follow the old inode away.
+//! The watch is on the file's parent directory, through the engine's [`WatchHub`]: builds
+//! replace the file (cargo removes it and hard-links the new one in, others rename a
+//! temporary file over it), and an inotify watch on the file itself would follow the old
+//! inode away.
 //!
 //! There is no fixed debounce. Every event that may have changed the file (created, written,
-//! closed after writing, renamed into place) makes a background thread read it, and the
-//! file is taken as soon as it is complete: a valid ELF shared object whose sections all lie
-//! inside the file, with content that differs from the version last reported. A partial file
-//! waits for the writer's next event; because some writers never close the file (or write
-//! through a mapping), a partial file is also re-checked a few times shortly after. The hash
-//! check is what turns the many events of one build into one report.
+//! closed after writing, renamed into place) makes the checker copy it into the staging
+//! area, and the file is taken as soon as it is complete: a valid ELF shared object whose
+//! sections all lie inside the file, with content that differs from the version last
+//! reported. A partial file waits for the writer's next event; because some writers never
+//! close the file (or write through a mapping), a partial file is also re-checked a few
+//! times shortly after. The hash check is what turns the many events of one build into one
+//! report. Events queued for one library when the checker gets to them make one check.
 //!
 //! What inotify reports on Linux (notify 8), per way of replacing the file:
 //! - cargo's uplift (remove, then hard link): `Remove`, `Create(File)`.
@@ -21,20 +24,23 @@
 //!   `Access(Close(Write))`.
 //! - delete then create: `Remove`, `Create(File)`, then as for a rewrite.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use notify::RecursiveMode;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::complete::stage_if_complete;
+use super::{Subscription, WatchError, WatchHub};
 use crate::ffi::library::Snapshot;
+use crate::ffi::staging::Staging;
 
 /// Delays between the re-checks of a file found partial, for writers that never close it.
 /// A file still partial at the last one (about two seconds after it was first seen so, with
@@ -48,53 +54,14 @@ const RECHECK_DELAYS: [Duration; 5] = [
     Duration::from_millis(1600),
 ];
 
-/// A library file that cannot be watched.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WatchError {
-    /// The directory that holds the library does not exist.
-    #[error(
-        "cannot watch {path}: its directory {dir} does not exist; build the library before \
-         watching it"
-    )]
-    NoDirectory {
-        /// The library file.
-        path: PathBuf,
-        /// Its directory.
-        dir: PathBuf,
-    },
+/// How often a deleted directory (`cargo clean`) is looked for again.
+const LOST_DIRECTORY_POLL: Duration = Duration::from_millis(200);
 
-    /// The OS refused the watch.
-    #[error(
-        "cannot watch {dir} for changes to {path}: {source}; if the limit on inotify watches \
-         or instances is reached, raise fs.inotify.max_user_watches or max_user_instances"
-    )]
-    Notify {
-        /// The library file.
-        path: PathBuf,
-        /// The directory watched.
-        dir: PathBuf,
-        /// What notify said.
-        #[source]
-        source: notify::Error,
-    },
-
-    /// The thread that reads and checks the file could not be started.
-    #[error("cannot start the thread watching {path}: {source}")]
-    Thread {
-        /// The library file.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// A complete new version of the watched library.
+/// A complete new version of a watched library.
 pub(crate) struct NewLibrary {
     /// The library file, as given to [`LibraryWatcher::new`].
     pub path: PathBuf,
-    /// The whole file, read once (load from these bytes, not from the file, which a new
+    /// Its private copy in the staging area (load from it, not from the file, which a new
     /// build may already be rewriting), its hash, and what the descriptor said of it.
     pub snapshot: Snapshot,
     /// When the file was found complete.
@@ -105,37 +72,90 @@ impl fmt::Debug for NewLibrary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewLibrary")
             .field("path", &self.path)
-            .field("bytes", &self.snapshot.bytes.len())
+            .field("staged", &self.snapshot.staged.path())
             .field("hash", &format_args!("{:016x}", self.snapshot.hash))
             .field("detected", &self.detected)
             .finish()
     }
 }
 
-/// Watches one library file and keeps the newest complete version that differs from the
-/// one running. Dropping it stops its thread.
-#[derive(Debug)]
-pub(crate) struct LibraryWatcher {
-    path: PathBuf,
-    /// Shared with the checker: the version it will not report again.
-    last_hash: Arc<AtomicU64>,
-    newest: Arc<Mutex<Option<NewLibrary>>>,
+/// What the engine and the checker share about one watched library.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The version the checker will not report again.
+    last_hash: AtomicU64,
+    /// The newest complete version found and not taken yet.
+    newest: Mutex<Option<NewLibrary>>,
     /// Why the file at the path is not a module, once it has stayed so for a while.
-    invalid: Arc<Mutex<Option<String>>>,
-    stop: mpsc::Sender<Message>,
+    invalid: Mutex<Option<String>>,
+}
+
+/// The engine's library checker: one thread that reads and checks new versions of every
+/// watched library. Dropping it stops the thread.
+#[derive(Debug)]
+pub(crate) struct LibraryChecks {
+    hub: WatchHub,
+    sender: mpsc::Sender<Message>,
+    next_id: AtomicU64,
     thread: Option<JoinHandle<()>>,
 }
 
 enum Message {
-    Event(notify::Result<notify::Event>),
+    Add(u64, Box<Entry>),
+    Remove(u64),
+    Event(u64, notify::Event),
     Stop,
+}
+
+impl LibraryChecks {
+    /// Starts the checker thread; libraries are watched through `hub`.
+    pub(crate) fn start(hub: WatchHub) -> Result<Self, WatchError> {
+        let (sender, receiver) = mpsc::channel();
+        let rewatch = hub.clone();
+        let thread = std::thread::Builder::new()
+            .name("grove-library-checks".into())
+            .spawn(move || Checker::new(rewatch).run(&receiver))
+            .map_err(|source| WatchError::Thread { source })?;
+        Ok(Self {
+            hub,
+            sender,
+            next_id: AtomicU64::new(1),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for LibraryChecks {
+    fn drop(&mut self) {
+        let _ = self.sender.send(Message::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Watches one library file and keeps the newest complete version that differs from the
+/// one running. Dropping it stops the watch.
+#[derive(Debug)]
+pub(crate) struct LibraryWatcher {
+    id: u64,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    sender: mpsc::Sender<Message>,
+    _subscriptions: Vec<Subscription>,
 }
 
 impl LibraryWatcher {
     /// Watches the library at `path`. `loaded_hash` is the xxh3 of the version running now
-    /// (`Library::content_hash`): that version is not reported again. The file is checked
-    /// once at the start, so a version completed before the watch began is not missed.
-    pub(crate) fn new(path: &Path, loaded_hash: u64) -> Result<Self, WatchError> {
+    /// (`Library::content_hash`): that version is not reported again. New versions are
+    /// copied into `staging`. The file is checked once at the start, so a version completed
+    /// before the watch began is not missed.
+    pub(crate) fn new(
+        path: &Path,
+        loaded_hash: u64,
+        staging: &Arc<Staging>,
+        checks: &LibraryChecks,
+    ) -> Result<Self, WatchError> {
         // Through a symlink, what is rebuilt is the file it points to: watch that file's
         // directory (and the link's, so that re-pointing the link is seen too).
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
@@ -147,68 +167,70 @@ impl LibraryWatcher {
                 dir,
             });
         }
-        let (sender, receiver) = mpsc::channel();
-        let events = sender.clone();
-        let watcher = notify::recommended_watcher(move |event| {
-            let _ = events.send(Message::Event(event));
-        })
-        .and_then(|mut watcher| {
-            watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-            if link_dir != dir && link_dir.is_dir() {
-                watcher.watch(&link_dir, RecursiveMode::NonRecursive)?;
-            }
-            Ok(watcher)
-        })
-        .map_err(|source| WatchError::Notify {
-            path: path.to_owned(),
-            dir: dir.clone(),
-            source,
-        })?;
-        let newest = Arc::new(Mutex::new(None));
-        let invalid = Arc::new(Mutex::new(None));
-        let last_hash = Arc::new(AtomicU64::new(loaded_hash));
-        let mut checker = Checker {
+        let id = checks.next_id.fetch_add(1, Ordering::Relaxed);
+        let names = vec![name.clone(), link_name.clone()];
+        let subscribe = |dir: &Path| {
+            let sender = checks.sender.clone();
+            checks.hub.subscribe(
+                dir,
+                RecursiveMode::NonRecursive,
+                names.clone(),
+                Arc::new(move |event: &notify::Event| {
+                    let _ = sender.send(Message::Event(id, event.clone()));
+                }),
+            )
+        };
+        let mut subscriptions = vec![subscribe(&dir)?];
+        if link_dir != dir && link_dir.is_dir() {
+            subscriptions.push(subscribe(&link_dir)?);
+        }
+        let shared = Arc::new(Shared::default());
+        shared.last_hash.store(loaded_hash, Ordering::SeqCst);
+        let entry = Entry {
             path: path.to_owned(),
             dir: dir.clone(),
             names: [name, link_name],
-            last_hash: Arc::clone(&last_hash),
+            staging: Arc::clone(staging),
+            shared: Arc::clone(&shared),
             last_partial: None,
-            newest: Arc::clone(&newest),
-            invalid: Arc::clone(&invalid),
-            watcher,
+            recheck: None,
+            lost: false,
         };
-        let thread = std::thread::Builder::new()
-            .name("grove-library-watcher".into())
-            .spawn(move || checker.run(&receiver))
-            .map_err(|source| WatchError::Thread {
-                path: path.to_owned(),
-                source,
-            })?;
+        let _ = checks.sender.send(Message::Add(id, Box::new(entry)));
         tracing::debug!(path = %path.display(), dir = %dir.display(), "watching library");
         Ok(Self {
+            id,
             path: path.to_owned(),
-            last_hash,
-            newest,
-            invalid,
-            stop: sender,
-            thread: Some(thread),
+            shared,
+            sender: checks.sender.clone(),
+            _subscriptions: subscriptions,
         })
     }
 
     /// The newest complete version found since the last call, if any. Versions it
-    /// superseded are dropped. Never blocks on file reads.
+    /// superseded are dropped (and their copies deleted). Never blocks on file reads.
     pub(crate) fn poll(&self) -> Option<NewLibrary> {
-        self.newest
+        self.shared
+            .newest
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// Whether a new version waits, without taking it.
+    pub(crate) fn has_new(&self) -> bool {
+        self.shared
+            .newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// The version last reported was refused: report the file again on its next event
     /// (a `chmod` that fixes what was refused, a `touch`), not only when its content
     /// changes. `running` is the hash of the version that keeps running.
     pub(crate) fn retry_refused(&self, running: u64) {
-        self.last_hash.store(running, Ordering::SeqCst);
+        self.shared.last_hash.store(running, Ordering::SeqCst);
     }
 
     /// The watched path.
@@ -219,7 +241,8 @@ impl LibraryWatcher {
     /// Why the file at the watched path is not a module library, when it has stayed so
     /// (no new event) for a couple of seconds: reported once per such file.
     pub(crate) fn poll_invalid(&self) -> Option<String> {
-        self.invalid
+        self.shared
+            .invalid
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -228,10 +251,7 @@ impl LibraryWatcher {
 
 impl Drop for LibraryWatcher {
     fn drop(&mut self) {
-        let _ = self.stop.send(Message::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.sender.send(Message::Remove(self.id));
     }
 }
 
@@ -245,26 +265,24 @@ fn split(path: &Path) -> (PathBuf, OsString) {
     (dir, name)
 }
 
-/// The background side: reads and checks the file when events say it may have changed.
-struct Checker {
+/// One watched library, as the checker keeps it.
+struct Entry {
     path: PathBuf,
     /// The directory watched: the file's parent (the parent of the file a symlink at
     /// `path` points to).
     dir: PathBuf,
     /// The names whose events concern the file: the file's, and the symlink's.
     names: [OsString; 2],
-    /// The version last reported (or running): not reported again.
-    last_hash: Arc<AtomicU64>,
+    staging: Arc<Staging>,
+    shared: Arc<Shared>,
     /// Why the file was last found partial.
     last_partial: Option<String>,
-    newest: Arc<Mutex<Option<NewLibrary>>>,
-    invalid: Arc<Mutex<Option<String>>>,
-    /// Owned here, so the watch can be renewed when the directory comes back.
-    watcher: RecommendedWatcher,
+    /// While a partial file is being re-checked: when the next re-check is due, and which
+    /// of `RECHECK_DELAYS` it is.
+    recheck: Option<(Instant, usize)>,
+    /// Its directory is gone (`cargo clean`): looked for every [`LOST_DIRECTORY_POLL`].
+    lost: bool,
 }
-
-/// How often a deleted directory (`cargo clean`) is looked for again.
-const LOST_DIRECTORY_POLL: Duration = Duration::from_millis(200);
 
 /// What a check of the file found.
 #[derive(Debug, PartialEq, Eq)]
@@ -279,15 +297,33 @@ enum Found {
     Missing,
 }
 
+/// The checker thread's side.
+struct Checker {
+    hub: WatchHub,
+    entries: HashMap<u64, Entry>,
+    /// When lost directories are looked for next.
+    lost_poll: Option<Instant>,
+}
+
 impl Checker {
+    fn new(hub: WatchHub) -> Self {
+        Self {
+            hub,
+            entries: HashMap::new(),
+            lost_poll: None,
+        }
+    }
+
     fn run(&mut self, receiver: &mpsc::Receiver<Message>) {
-        self.check();
-        // While a partial file is being re-checked: when the next re-check is due, and
-        // which of `RECHECK_DELAYS` it is.
-        let mut recheck: Option<(Instant, usize)> = None;
         loop {
-            let message = match recheck {
-                Some((due, _)) => {
+            let due = self
+                .entries
+                .values()
+                .filter_map(|e| e.recheck.map(|(due, _)| due))
+                .chain(self.lost_poll)
+                .min();
+            let first = match due {
+                Some(due) => {
                     match receiver.recv_timeout(due.saturating_duration_since(Instant::now())) {
                         Ok(message) => Some(message),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -299,85 +335,117 @@ impl Checker {
                     Err(mpsc::RecvError) => return,
                 },
             };
-            let Some(message) = message else {
-                // A re-check is due.
-                let attempt = recheck.take().map_or(0, |(_, attempt)| attempt);
-                if self.check() == Found::Partial {
-                    if attempt + 1 < RECHECK_DELAYS.len() {
-                        recheck = Some((Instant::now() + RECHECK_DELAYS[attempt + 1], attempt + 1));
-                    } else if let Some(reason) = self.last_partial.take() {
-                        tracing::debug!(path = %self.path.display(), reason, "library stays incomplete");
-                        *self.invalid.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
-                    }
-                }
-                continue;
-            };
-            // Take every event already queued: one check covers them all.
-            let mut concerns_file = false;
-            let mut next = Some(message);
+            // Take every message already queued: one check per library covers them all.
+            let mut to_check: Vec<u64> = Vec::new();
+            let mut next = first;
             while let Some(message) = next {
                 match message {
                     Message::Stop => return,
-                    Message::Event(event) => concerns_file |= self.concerns_file(&event),
+                    Message::Add(id, entry) => {
+                        self.entries.insert(id, *entry);
+                        to_check.push(id);
+                    }
+                    Message::Remove(id) => {
+                        self.entries.remove(&id);
+                    }
+                    Message::Event(id, event) => {
+                        if let Some(entry) = self.entries.get_mut(&id)
+                            && !entry.lost
+                            && entry.concerns_file(&event)
+                            && !to_check.contains(&id)
+                        {
+                            to_check.push(id);
+                        }
+                    }
                 }
                 next = receiver.try_recv().ok();
             }
-            if !self.dir.is_dir() {
-                // The directory went (`cargo clean`), and the kernel dropped its watch with
-                // it: wait for it to come back and watch it anew.
-                recheck = None;
-                if !self.rewatch_when_back(receiver) {
-                    return;
+            for id in to_check {
+                let Some(entry) = self.entries.get_mut(&id) else {
+                    continue;
+                };
+                if !entry.dir.is_dir() {
+                    // The directory went, and the kernel dropped its watch with it: look
+                    // for it to come back.
+                    tracing::info!(dir = %entry.dir.display(), "library directory removed; watching for it to come back");
+                    entry.lost = true;
+                    entry.recheck = None;
+                    self.lost_poll
+                        .get_or_insert_with(|| Instant::now() + LOST_DIRECTORY_POLL);
+                    continue;
                 }
-                concerns_file = true;
+                entry.recheck = match entry.check() {
+                    Found::Partial => Some((Instant::now() + RECHECK_DELAYS[0], 0)),
+                    _ => None,
+                };
             }
-            if !concerns_file {
-                continue;
-            }
-            recheck = match self.check() {
-                Found::Partial => Some((Instant::now() + RECHECK_DELAYS[0], 0)),
-                _ => None,
-            };
+            self.recheck_due();
+            self.look_for_lost();
         }
     }
 
-    /// Waits until the watched directory exists again, then watches it. Returns `false`
-    /// when told to stop first.
-    fn rewatch_when_back(&mut self, receiver: &mpsc::Receiver<Message>) -> bool {
-        tracing::info!(dir = %self.dir.display(), "library directory removed; watching for it to come back");
-        loop {
-            match receiver.recv_timeout(LOST_DIRECTORY_POLL) {
-                Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
-                // Events about the old directory carry nothing now.
-                Ok(Message::Event(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if !self.dir.is_dir() {
+    /// Re-checks the partial files whose time has come.
+    fn recheck_due(&mut self) {
+        let now = Instant::now();
+        for entry in self.entries.values_mut() {
+            let Some((due, attempt)) = entry.recheck else {
+                continue;
+            };
+            if due > now {
                 continue;
             }
-            let _ = self.watcher.unwatch(&self.dir);
-            match self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+            entry.recheck = None;
+            if entry.check() != Found::Partial {
+                continue;
+            }
+            if attempt + 1 < RECHECK_DELAYS.len() {
+                entry.recheck = Some((Instant::now() + RECHECK_DELAYS[attempt + 1], attempt + 1));
+            } else if let Some(reason) = entry.last_partial.take() {
+                tracing::debug!(path = %entry.path.display(), reason, "library stays incomplete");
+                *entry
+                    .shared
+                    .invalid
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            }
+        }
+    }
+
+    /// Watches again the directories that came back, and checks their libraries.
+    fn look_for_lost(&mut self) {
+        if self.lost_poll.is_none_or(|due| due > Instant::now()) {
+            return;
+        }
+        self.lost_poll = None;
+        for entry in self.entries.values_mut().filter(|e| e.lost) {
+            if !entry.dir.is_dir() {
+                continue;
+            }
+            match self.hub.rewatch(&entry.dir) {
                 Ok(()) => {
-                    tracing::info!(dir = %self.dir.display(), "library directory back; watching it again");
-                    return true;
+                    tracing::info!(dir = %entry.dir.display(), "library directory back; watching it again");
+                    entry.lost = false;
+                    entry.recheck = match entry.check() {
+                        Found::Partial => Some((Instant::now() + RECHECK_DELAYS[0], 0)),
+                        _ => None,
+                    };
                 }
                 // Gone again between the look and the watch: keep looking.
                 Err(e) => {
-                    tracing::debug!(dir = %self.dir.display(), error = %e, "cannot watch yet")
+                    tracing::debug!(dir = %entry.dir.display(), error = %e, "cannot watch yet")
                 }
             }
         }
+        if self.entries.values().any(|e| e.lost) {
+            self.lost_poll = Some(Instant::now() + LOST_DIRECTORY_POLL);
+        }
     }
+}
 
-    /// Whether `event` may mean the file has new content.
-    fn concerns_file(&self, event: &notify::Result<notify::Event>) -> bool {
-        let event = match event {
-            Ok(event) => event,
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "library watch error");
-                return true;
-            }
-        };
-        if event.need_rescan() {
+impl Entry {
+    /// Whether `event` may mean the file has new content (or its directory went).
+    fn concerns_file(&self, event: &notify::Event) -> bool {
+        if event.need_rescan() || event.paths.iter().any(|p| *p == self.dir) {
             return true;
         }
         let is_file = |p: &PathBuf| {
@@ -400,10 +468,10 @@ impl Checker {
         }
     }
 
-    /// Reads the file and, if it is a complete new version, makes it the newest.
+    /// Copies the file and, if it is a complete new version, makes it the newest.
     fn check(&mut self) -> Found {
-        let (bytes, resolved, metadata) = match read_if_complete(&self.path) {
-            Ok(Ok(read)) => read,
+        let snapshot = match stage_if_complete(&self.path, &self.staging) {
+            Ok(Ok(snapshot)) => snapshot,
             Ok(Err(reason)) => {
                 tracing::trace!(path = %self.path.display(), reason, "library not complete yet");
                 self.last_partial = Some(reason);
@@ -417,129 +485,38 @@ impl Checker {
             }
         };
         self.last_partial = None;
-        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
-        if hash == self.last_hash.load(Ordering::SeqCst) {
+        let hash = snapshot.hash;
+        if hash == self.shared.last_hash.load(Ordering::SeqCst) {
             return Found::Same;
         }
-        self.last_hash.store(hash, Ordering::SeqCst);
-        let detected = Instant::now();
+        self.shared.last_hash.store(hash, Ordering::SeqCst);
         tracing::debug!(
             path = %self.path.display(),
-            bytes = bytes.len(),
             hash = %format_args!("{hash:016x}"),
             "new library version complete"
         );
         let new = NewLibrary {
             path: self.path.clone(),
-            snapshot: Snapshot {
-                bytes,
-                hash,
-                resolved,
-                metadata,
-            },
-            detected,
+            snapshot,
+            detected: Instant::now(),
         };
-        *self.newest.lock().unwrap_or_else(PoisonError::into_inner) = Some(new);
+        let superseded = self
+            .shared
+            .newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(new);
+        // Its copy is deleted here, not under the lock.
+        drop(superseded);
         Found::New
     }
-}
-
-/// Reads the file if it is a complete ELF shared object; otherwise says why not. The ELF
-/// header is read first: a file too short for its own section table is not read further.
-///
-/// The bytes are a snapshot only if the file did not change while it was read: a writer
-/// that truncates and rewrites in place while this reads would otherwise hand over the
-/// start of one version stitched to the rest of another (seen in practice: an old header
-/// whose section table offset lands inside the new file's data). Size, mtime and ctime
-/// are compared before and after; any difference means "not yet", and the next event or
-/// re-check reads again.
-/// Also returns the file's real path (through symlinks) and its metadata, both from the
-/// descriptor read.
-#[allow(clippy::type_complexity)]
-fn read_if_complete(
-    path: &Path,
-) -> io::Result<Result<(Vec<u8>, PathBuf, std::fs::Metadata), String>> {
-    let mut file = File::open(path)?;
-    let before = file.metadata()?;
-    let len = before.len();
-    if len == 0 {
-        return Ok(Err("the file is empty".into()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    (&mut file).take(64).read_to_end(&mut bytes)?;
-    match section_table_end(&bytes) {
-        None => {
-            return Ok(Err(
-                "it has no ELF header: a text file or another kind of file, not a shared library"
-                    .into(),
-            ));
-        }
-        Some(end) if end > len => {
-            return Ok(Err(format!(
-                "it is {len} bytes long but its ELF section table ends at byte {end}: a \
-                 truncated file"
-            )));
-        }
-        Some(_) => {}
-    }
-    file.read_to_end(&mut bytes)?;
-    let after = file.metadata()?;
-    if !same_version(&before, &after) || bytes.len() as u64 != after.len() {
-        return Ok(Err("the file changed while it was read".into()));
-    }
-    let resolved = crate::ffi::staging::opened_path(&file, path);
-    Ok(crate::ffi::elf::check_complete(&bytes).map(|()| (bytes, resolved, after)))
-}
-
-/// Whether two `stat`s of one open file show the same content version.
-fn same_version(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.len() == b.len()
-        && a.mtime() == b.mtime()
-        && a.mtime_nsec() == b.mtime_nsec()
-        && a.ctime() == b.ctime()
-        && a.ctime_nsec() == b.ctime_nsec()
-}
-
-/// Where the section header table ends, from the ELF header in `header`; `None` if it is
-/// not an ELF header.
-fn section_table_end(header: &[u8]) -> Option<u64> {
-    if header.get(..4)? != b"\x7fELF" {
-        return None;
-    }
-    let little_endian = match header.get(5)? {
-        1 => true,
-        2 => false,
-        _ => return None,
-    };
-    let uint = |at: usize, size: usize| -> Option<u64> {
-        let field = header.get(at..at + size)?;
-        let mut value = [0u8; 8];
-        if little_endian {
-            value[..size].copy_from_slice(field);
-            Some(u64::from_le_bytes(value))
-        } else {
-            value[8 - size..].copy_from_slice(field);
-            Some(u64::from_be_bytes(value))
-        }
-    };
-    // e_shoff, e_shentsize, e_shnum for ELF32 and ELF64.
-    let (offset, entry_size, count) = match header.get(4)? {
-        1 => (uint(0x20, 4)?, uint(0x2e, 2)?, uint(0x30, 2)?),
-        2 => (uint(0x28, 8)?, uint(0x3a, 2)?, uint(0x3c, 2)?),
-        _ => return None,
-    };
-    if offset == 0 {
-        return Some(0);
-    }
-    // A count of 0 with a table means the real count is in the first entry: at least one.
-    offset.checked_add(entry_size.checked_mul(count.max(1))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::fs::File;
     use std::io::Write;
 
     /// Two different, valid ELF shared objects from this machine.
@@ -575,11 +552,44 @@ mod tests {
         panic!("need two different ELF shared libraries among {candidates:?}");
     }
 
+    /// What a watcher needs: a hub, a checker, a staging area.
+    struct Service {
+        hub: WatchHub,
+        checks: LibraryChecks,
+        staging: Arc<Staging>,
+    }
+
+    impl Service {
+        fn new() -> Self {
+            let hub = WatchHub::default();
+            Self {
+                checks: LibraryChecks::start(hub.clone()).unwrap(),
+                hub,
+                staging: Arc::new(Staging::new().unwrap()),
+            }
+        }
+
+        fn watch(&self, path: &Path, loaded: &[u8]) -> LibraryWatcher {
+            LibraryWatcher::new(
+                path,
+                xxhash_rust::xxh3::xxh3_64(loaded),
+                &self.staging,
+                &self.checks,
+            )
+            .unwrap()
+        }
+    }
+
     struct Setup {
         _dir: tempfile::TempDir,
         path: PathBuf,
         first: Vec<u8>,
         second: Vec<u8>,
+        _service: Service,
+    }
+
+    fn staged_bytes(new: &NewLibrary) -> Vec<u8> {
+        std::fs::read(new.snapshot.staged.path()).unwrap()
     }
 
     /// A directory holding `libmodule.so` with the first library; the watcher is told that
@@ -589,12 +599,14 @@ mod tests {
         let path = dir.path().join("libmodule.so");
         let (first, second) = two_libraries();
         std::fs::write(&path, &first).unwrap();
-        let watcher = LibraryWatcher::new(&path, xxhash_rust::xxh3::xxh3_64(&first)).unwrap();
+        let service = Service::new();
+        let watcher = service.watch(&path, &first);
         let setup = Setup {
             _dir: dir,
             path,
             first,
             second,
+            _service: service,
         };
         (setup, watcher)
     }
@@ -627,7 +639,7 @@ mod tests {
         let new = next_report(watcher).expect("the new version was not reported");
         assert_eq!(new.path, setup.path);
         assert!(
-            new.snapshot.bytes == expected,
+            staged_bytes(&new) == expected,
             "reported bytes are not the new version"
         );
         assert_eq!(new.snapshot.hash, xxhash_rust::xxh3::xxh3_64(expected));
@@ -687,7 +699,7 @@ mod tests {
         file.write_all(tail).unwrap();
         // Still open: found by the event of the write (or a re-check), not the close.
         let new = next_report(&watcher).expect("the completed file was not reported");
-        assert!(new.snapshot.bytes == setup.second);
+        assert!(staged_bytes(&new) == setup.second);
         drop(file);
         assert_quiet(&watcher);
     }
@@ -720,6 +732,7 @@ mod tests {
             let hash = xxhash_rust::xxh3::xxh3_64(bytes);
             let deadline = Instant::now() + Duration::from_secs(5);
             while watcher
+                .shared
                 .newest
                 .lock()
                 .unwrap()
@@ -745,9 +758,10 @@ mod tests {
         let path = dir.path().join("libmodule.so");
         let (first, second) = two_libraries();
         std::fs::write(&path, &second).unwrap();
-        let watcher = LibraryWatcher::new(&path, xxhash_rust::xxh3::xxh3_64(&first)).unwrap();
+        let service = Service::new();
+        let watcher = service.watch(&path, &first);
         let new = next_report(&watcher).expect("the newer file was not reported");
-        assert!(new.snapshot.bytes == second);
+        assert!(staged_bytes(&new) == second);
     }
 
     #[test]
@@ -766,7 +780,8 @@ mod tests {
         let path = debug.join("libmodule.so");
         let (first, second) = two_libraries();
         std::fs::write(&path, &first).unwrap();
-        let watcher = LibraryWatcher::new(&path, xxhash_rust::xxh3::xxh3_64(&first)).unwrap();
+        let service = Service::new();
+        let watcher = service.watch(&path, &first);
         std::fs::remove_dir_all(root.path().join("target")).unwrap();
         std::thread::sleep(LOST_DIRECTORY_POLL * 2);
         assert!(watcher.poll().is_none());
@@ -774,8 +789,64 @@ mod tests {
         std::fs::write(&path, &second).unwrap();
         let new = next_report(&watcher).expect("the rebuilt library was not reported");
         assert!(
-            new.snapshot.bytes == second,
+            staged_bytes(&new) == second,
             "reported bytes are not the rebuilt library"
+        );
+    }
+
+    #[test]
+    fn libraries_in_one_directory_share_one_watch_and_are_reported_apart() {
+        // As many modules built into one target/debug: one inotify watch for them all.
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = two_libraries();
+        let service = Service::new();
+        let paths: Vec<PathBuf> = (0..20)
+            .map(|i| dir.path().join(format!("libmodule{i}.so")))
+            .collect();
+        let mut watchers: Vec<LibraryWatcher> = paths
+            .iter()
+            .map(|path| {
+                std::fs::write(path, &first).unwrap();
+                service.watch(path, &first)
+            })
+            .collect();
+        assert_eq!(service.hub.watched_dirs(), 1);
+        // Half of them replaced at once.
+        for path in &paths[..10] {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &second).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        }
+        for (path, watcher) in paths.iter().zip(&watchers).take(10) {
+            let new = next_report(watcher).expect("a replaced library was not reported");
+            assert_eq!(&new.path, path);
+            assert!(staged_bytes(&new) == second);
+        }
+        std::thread::sleep(RECHECK_DELAYS.iter().sum::<Duration>());
+        for (i, watcher) in watchers.iter().enumerate() {
+            assert!(
+                watcher.poll().is_none(),
+                "library {i} reported twice or wrongly"
+            );
+        }
+        // The watch stays while one library needs it, and goes with the last.
+        watchers.truncate(1);
+        assert_eq!(service.hub.watched_dirs(), 1);
+        drop(watchers);
+        assert_eq!(service.hub.watched_dirs(), 0);
+    }
+
+    #[test]
+    fn an_unused_new_version_leaves_no_copy_behind() {
+        let (setup, watcher) = setup();
+        std::fs::write(&setup.path, &setup.second).unwrap();
+        let new = next_report(&watcher).expect("the new version was not reported");
+        let staged = new.snapshot.staged.path().to_owned();
+        assert!(staged.exists());
+        drop(new);
+        assert!(
+            !staged.exists(),
+            "the copy of a version never loaded is deleted"
         );
     }
 
@@ -783,7 +854,8 @@ mod tests {
     fn a_missing_directory_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("not-built/libmodule.so");
-        let error = LibraryWatcher::new(&path, 0).unwrap_err();
+        let service = Service::new();
+        let error = LibraryWatcher::new(&path, 0, &service.staging, &service.checks).unwrap_err();
         assert!(matches!(error, WatchError::NoDirectory { .. }));
         let message = error.to_string();
         assert!(message.contains("not-built"), "{message}");
@@ -792,6 +864,7 @@ mod tests {
 
     #[test]
     fn section_table_end_reads_the_header() {
+        use super::super::complete::section_table_end;
         let (first, _) = two_libraries();
         let end = section_table_end(&first[..64]).unwrap();
         assert!(end <= first.len() as u64);
