@@ -43,6 +43,57 @@ impl Instances {
     }
 }
 
+/// A module library whose copies are written under other module names: one library
+/// loaded many times under distinct names, as the many-modules test and benchmark need.
+#[derive(Debug)]
+pub struct Renamer {
+    bytes: Vec<u8>,
+    /// Where the placeholder name is in `bytes`.
+    at: Vec<usize>,
+    placeholder: String,
+}
+
+impl Renamer {
+    /// Reads the library at `path`, built with the module name `placeholder` (found in it,
+    /// as the bytes of a string constant, at least once).
+    pub fn new(path: &Path, placeholder: &str) -> std::io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        let needle = placeholder.as_bytes();
+        let at: Vec<usize> = match needle.first() {
+            Some(&first) => (0..bytes.len().saturating_sub(needle.len() - 1))
+                .filter(|&i| bytes[i] == first && bytes[i..].starts_with(needle))
+                .collect(),
+            None => Vec::new(),
+        };
+        if at.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} does not contain {placeholder:?}",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            bytes,
+            at,
+            placeholder: placeholder.to_owned(),
+        })
+    }
+
+    /// Writes the library to `to` with every occurrence of the placeholder replaced by
+    /// `name`, which must be as long (so that nothing else in the library moves).
+    pub fn write(&mut self, to: &Path, name: &str) -> std::io::Result<()> {
+        if name.len() != self.placeholder.len() {
+            return Err(std::io::Error::other(format!(
+                "{name:?} is not as long as the placeholder {:?}",
+                self.placeholder
+            )));
+        }
+        for &at in &self.at {
+            self.bytes[at..at + name.len()].copy_from_slice(name.as_bytes());
+        }
+        std::fs::write(to, &self.bytes)
+    }
+}
+
 /// Takes a snapshot of every loaded module of `engine` on the calling thread, as a frame
 /// does when one is due, and returns how long that took; then waits (untimed) until the
 /// writer thread has them on disk.

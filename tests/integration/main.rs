@@ -12,6 +12,7 @@ mod health;
 mod lifecycle;
 mod live_crate;
 mod logs;
+mod many;
 mod messaging;
 mod reliability;
 mod reload;

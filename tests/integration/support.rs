@@ -149,6 +149,58 @@ pub fn chatter(variant: &str) -> PathBuf {
         .clone()
 }
 
+/// The library of the many fixture (tests/fixtures/many), built with `--release` (small:
+/// hundreds of copies are loaded at once), as `variant`: "v1" or "v2".
+pub fn many(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = fixture_target_dir();
+            let out = target.join("out");
+            std::fs::create_dir_all(&out).unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            [("v1", None), ("v2", Some("v2"))]
+                .into_iter()
+                .map(|(name, feature)| {
+                    let copy = out.join(format!("libmany-{name}.so"));
+                    if is_child() {
+                        return (name, copy);
+                    }
+                    let mut cmd = Command::new(&cargo);
+                    cmd.current_dir(workspace_root())
+                        .args(["build", "--quiet", "--release", "-p", "many-fixture"])
+                        .arg("--target-dir")
+                        .arg(&target);
+                    if let Some(feature) = feature {
+                        cmd.args(["--features", feature]);
+                    }
+                    let status = cmd.status().expect("cargo runs");
+                    assert!(status.success(), "building many-fixture ({name}) failed");
+                    std::fs::copy(target.join("release/libmany.so"), &copy).unwrap();
+                    (name, copy)
+                })
+                .collect()
+        })
+        .get(variant)
+        .unwrap_or_else(|| panic!("no many fixture variant {variant:?}"))
+        .clone()
+}
+
+/// The module name the many fixture is built with, replaced in each copy.
+pub const MANY_PLACEHOLDER: &str = "many_000";
+
+/// Copies of the many fixture's `variant`, each under a name of its own.
+pub fn many_renamer(variant: &str) -> grove_runtime::bench_support::Renamer {
+    grove_runtime::bench_support::Renamer::new(&many(variant), MANY_PLACEHOLDER).unwrap()
+}
+
+/// Entries of `/proc/self/<dir>`: open fds (`fd`), threads (`task`).
+pub fn proc_entries(dir: &str) -> usize {
+    std::fs::read_dir(Path::new("/proc/self").join(dir))
+        .unwrap()
+        .count()
+}
+
 /// Set in a child process started by [`run_child`].
 const CHILD_ENV: &str = "GROVE_TEST_CHILD";
 
