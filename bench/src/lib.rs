@@ -620,6 +620,192 @@ where
     }
 }
 
+/// The many fixture (tests/fixtures/many, `--release`): the new and old version of a module
+/// loaded hundreds of times under distinct names.
+#[derive(Debug, Clone)]
+pub struct ManyFixture {
+    /// The default build.
+    pub v1: PathBuf,
+    /// Same state, new code.
+    pub v2: PathBuf,
+}
+
+/// The module name the many fixture is built with, replaced in each copy.
+const MANY_PLACEHOLDER: &str = "many_000";
+
+/// Builds the many fixture (release) in its two versions.
+pub fn build_many_fixture() -> ManyFixture {
+    let target = workspace_root().join("target").join("grove-bench");
+    let out = target.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = |feature: Option<&str>, name: &str| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(workspace_root())
+            .args(["build", "--quiet", "--release", "-p", "many-fixture"])
+            .arg("--target-dir")
+            .arg(&target);
+        if let Some(feature) = feature {
+            cmd.args(["--features", feature]);
+        }
+        assert!(
+            cmd.status().expect("cargo runs").success(),
+            "many fixture build failed"
+        );
+        let copy = out.join(format!("libmany-{name}.so"));
+        std::fs::copy(target.join("release/libmany.so"), &copy).unwrap();
+        copy
+    };
+    ManyFixture {
+        v1: build(None, "v1"),
+        v2: build(Some("v2"), "v2"),
+    }
+}
+
+/// Many watched modules replaced at once.
+#[derive(Debug, Clone)]
+pub struct ManyFigures {
+    /// Modules.
+    pub modules: usize,
+    /// Library size, bytes.
+    pub library_bytes: u64,
+    /// From the first rename to the end of the frame that reloaded the last module.
+    pub all_reloaded: Duration,
+    /// The longest frame (`step`) from the renames until all were reloaded.
+    pub longest_frame: Duration,
+    /// Frames that reloaded at least one module.
+    pub reload_frames: usize,
+    /// Frames stepped from the renames until all were reloaded.
+    pub frames: usize,
+    /// Resident set size before loading, once loaded, and after the reloads (the old
+    /// libraries unmapped).
+    pub rss_before: u64,
+    /// See `rss_before`.
+    pub rss_loaded: u64,
+    /// See `rss_before`.
+    pub rss_after: u64,
+    /// Floor: copying and `dlopen`ing the same new files by hand, one after another, all of
+    /// them.
+    pub floor: Duration,
+    /// Floor: RSS growth with the same files `dlopen`ed by hand.
+    pub floor_rss: u64,
+    /// The reload budget the engine ran with.
+    pub budget: Duration,
+}
+
+/// Loads `modules` renamed copies of the many fixture into one engine (unpaced, watching
+/// them), renames a new version over every file at once, and steps until all have
+/// reloaded; then the floor: the same new files copied and `dlopen`ed by hand.
+pub fn many_modules(fixture: &ManyFixture, modules: usize) -> ManyFigures {
+    let scratch = tempfile::Builder::new()
+        .prefix("grove-bench-many-")
+        .tempdir_in(workspace_root().join("target"))
+        .unwrap();
+    let dir = scratch.path().join("watched");
+    let next = scratch.path().join("next");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&next).unwrap();
+    let mut v1 = grove_runtime::bench_support::Renamer::new(&fixture.v1, MANY_PLACEHOLDER).unwrap();
+    let mut v2 = grove_runtime::bench_support::Renamer::new(&fixture.v2, MANY_PLACEHOLDER).unwrap();
+    let files: Vec<(PathBuf, PathBuf)> = (0..modules)
+        .map(|i| {
+            let name = format!("many_{i:03}");
+            let file = format!("lib{name}.so");
+            v1.write(&dir.join(&file), &name).unwrap();
+            v2.write(&next.join(&file), &name).unwrap();
+            (dir.join(&file), next.join(&file))
+        })
+        .collect();
+    let library_bytes = std::fs::metadata(&fixture.v2).unwrap().len();
+    // The floor's own copies, kept for after the engine's run.
+    let floor_sources = scratch.path().join("floor");
+    std::fs::create_dir_all(&floor_sources).unwrap();
+    for (_, new) in &files {
+        std::fs::copy(new, floor_sources.join(new.file_name().unwrap())).unwrap();
+    }
+
+    let budget = grove_runtime::DEFAULT_RELOAD_BUDGET;
+    let mut engine = Engine::builder()
+        .target_fps(0.0)
+        .console(false)
+        .build()
+        .unwrap();
+    let events = engine.subscribe();
+    let rss_before = resources(engine.staging().path()).rss;
+    let names: Vec<String> = files
+        .iter()
+        .map(|(path, _)| engine.load_module(path).unwrap())
+        .collect();
+    engine.run_frames(10);
+    let rss_loaded = resources(engine.staging().path()).rss;
+
+    let started = Instant::now();
+    for (path, new) in &files {
+        std::fs::rename(new, path).unwrap();
+    }
+    let (mut reloaded, mut reload_frames, mut frames) = (0, 0, 0);
+    let mut longest_frame = Duration::ZERO;
+    let deadline = started + Duration::from_secs(120);
+    while reloaded < names.len() {
+        assert!(Instant::now() < deadline, "not every module reloaded");
+        let frame_started = Instant::now();
+        engine.step();
+        longest_frame = longest_frame.max(frame_started.elapsed());
+        frames += 1;
+        let now = events
+            .try_iter()
+            .filter(|e| matches!(e, grove_runtime::EngineEvent::Reloaded(_)))
+            .count();
+        reloaded += now;
+        reload_frames += usize::from(now > 0);
+    }
+    let all_reloaded = started.elapsed();
+    engine.run_frames(10);
+    let rss_after = resources(engine.staging().path()).rss;
+    engine.shutdown().unwrap();
+    drop(engine);
+
+    // The floor: the same new files, copied to fresh paths and opened, one after another.
+    let floor_dir = scratch.path().join("floor-staged");
+    std::fs::create_dir_all(&floor_dir).unwrap();
+    let symbol = create_symbol(&fixture.v2);
+    let rss_floor_before = resources(&floor_dir).rss;
+    let started = Instant::now();
+    let opened: Vec<Library> = files
+        .iter()
+        .map(|(path, _)| {
+            let source = floor_sources.join(path.file_name().unwrap());
+            let copy = floor_dir.join(path.file_name().unwrap());
+            std::fs::copy(&source, &copy).unwrap();
+            // SAFETY: a grove module library, whose loading runs no code of its own.
+            let lib = unsafe { Library::open(Some(&copy), RTLD_NOW | RTLD_LOCAL) }.unwrap();
+            // SAFETY: the symbol exists (found in the file) and is only looked up.
+            let create = unsafe { lib.get::<*const u8>(symbol.as_bytes()) }.unwrap();
+            std::hint::black_box(*create);
+            lib
+        })
+        .collect();
+    let floor = started.elapsed();
+    let floor_rss = resources(&floor_dir).rss.saturating_sub(rss_floor_before);
+    for lib in opened {
+        lib.close().unwrap();
+    }
+    ManyFigures {
+        modules,
+        library_bytes,
+        all_reloaded,
+        longest_frame,
+        reload_frames,
+        frames,
+        rss_before,
+        rss_loaded,
+        rss_after,
+        floor,
+        floor_rss,
+        budget,
+    }
+}
+
 /// Process resources, for the leak check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resources {

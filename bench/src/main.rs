@@ -1,8 +1,8 @@
 //! Prints grove's benchmark table (markdown), every figure next to its floor from the same
 //! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
 //! takes 10 s). `--quick` shortens every measurement, for a smoke run. Section names
-//! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`, `messaging`) run
-//! only those:
+//! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`, `messaging`,
+//! `snapshots`, `many`) run only those:
 //! `cargo run --release -p grove-bench -- logs`.
 
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const SECTIONS: [&str; 9] = [
+    const SECTIONS: [&str; 10] = [
         "reload",
         "latency",
         "overhead",
@@ -29,6 +29,7 @@ fn main() {
         "logs",
         "messaging",
         "snapshots",
+        "many",
     ];
     if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
         eprintln!(
@@ -240,6 +241,68 @@ fn main() {
                     && before.mapped == after.mapped
                     && before.staged == after.staged,
             ),
+        );
+    }
+
+    if run("many") {
+        let modules = if quick { 50 } else { 500 };
+        eprintln!("{modules} watched modules replaced at once...");
+        let m = many_modules(&build_many_fixture(), modules);
+        let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
+        let frame_60 = Duration::from_micros(16_667);
+        table.row(
+            format!(
+                "{} watched modules ({} KB libraries) replaced at once: new files -> every module running its new code",
+                m.modules,
+                m.library_bytes / 1000
+            ),
+            ms(m.all_reloaded),
+            format!("{} copy+dlopen+dlsym of the {} files", ms(m.floor), m.modules),
+            format!("{:.2}x", m.all_reloaded.as_secs_f64() / m.floor.as_secs_f64()),
+            "",
+            None,
+        );
+        table.row(
+            format!(
+                "longest frame meanwhile (reload budget {}; frames {}, {} of them reloading)",
+                ms(m.budget),
+                m.frames,
+                m.reload_frames
+            ),
+            ms(m.longest_frame),
+            format!("{} one 60 FPS frame", ms(frame_60)),
+            format!(
+                "{:.2}x",
+                m.longest_frame.as_secs_f64() / frame_60.as_secs_f64()
+            ),
+            "< one 60 FPS frame",
+            Some(m.longest_frame < frame_60),
+        );
+        let loaded = m.rss_loaded.saturating_sub(m.rss_before);
+        table.row(
+            format!(
+                "RSS: engine alone / {} modules loaded / all reloaded, old libraries unmapped",
+                m.modules
+            ),
+            format!(
+                "{} / {} / {}",
+                mib(m.rss_before),
+                mib(m.rss_loaded),
+                mib(m.rss_after)
+            ),
+            format!(
+                "+{} with the {} files dlopen'ed by hand",
+                mib(m.floor_rss),
+                m.modules
+            ),
+            format!(
+                "loaded +{} ({:.2}x); reloads +{}",
+                mib(loaded),
+                loaded as f64 / m.floor_rss.max(1) as f64,
+                mib(m.rss_after.saturating_sub(m.rss_loaded))
+            ),
+            "reloads return what they take (< 10% of loaded)",
+            Some(m.rss_after.saturating_sub(m.rss_loaded) * 10 < loaded),
         );
     }
 

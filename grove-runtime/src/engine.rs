@@ -241,10 +241,10 @@ impl EngineBuilder {
     }
 
     /// How long one frame may spend on reloads, when several new libraries are due at once
-    /// (hundreds of modules rebuilt together, say): once the reloads of a frame have taken
-    /// this long, the frame starts no more, and the others are done in the next frames, the
-    /// modules that waited first. A frame always does at least one, so every reload gets
-    /// done, however long one takes. Half a frame at 60 FPS
+    /// (hundreds of modules rebuilt together, say): a frame starts another reload only if
+    /// one as long as its longest so far still fits in the budget; the others are done in
+    /// the next frames, the modules that waited first. A frame always does at least one, so
+    /// every reload gets done, however long one takes. Half a frame at 60 FPS
     /// ([`DEFAULT_RELOAD_BUDGET`], 8.3 ms) by default; `None` does every reload due in the
     /// frame it is found, however long that frame gets.
     pub fn reload_budget(mut self, budget: Option<Duration>) -> Self {
@@ -986,9 +986,9 @@ impl Engine {
     }
 
     /// Swaps in the new libraries that are due, module after module from where the last
-    /// frame stopped, until the frame's reloads have taken the reload budget (at least one
-    /// a frame). The others stay waiting in their watchers, each with only its newest
-    /// version, for the next frames.
+    /// frame stopped, as long as another reload as long as the longest of the frame fits in
+    /// the reload budget (at least one a frame). The others stay waiting in their watchers,
+    /// each with only its newest version, for the next frames.
     fn apply_reloads(&mut self, frame: &FrameInfo) {
         let count = self.modules.len();
         if count == 0 {
@@ -996,17 +996,22 @@ impl Engine {
         }
         let started = Instant::now();
         let mut reloads = Vec::new();
+        // The longest reload of this frame: the next one is started only if one as long
+        // still fits in the budget.
+        let mut longest = Duration::ZERO;
         let first = self.reload_cursor % count;
         for offset in 0..count {
             let index = (first + offset) % count;
             let hosted = &mut self.modules[index];
+            let before = Instant::now();
             let Some(result) = reload_due(hosted, frame) else {
                 continue;
             };
+            longest = longest.max(before.elapsed());
             reloads.push((hosted.name().to_owned(), result));
             if self
                 .reload_budget
-                .is_some_and(|budget| started.elapsed() >= budget)
+                .is_some_and(|budget| started.elapsed() + longest > budget)
             {
                 self.reload_cursor = index + 1;
                 let waiting = self
