@@ -216,10 +216,10 @@ impl Drop for Subscription {
             };
             dir.subscribers.retain(|s| s.id != self.id);
         }
-        if let Some(watcher) = watcher.as_mut() {
-            if let Err(e) = reconcile(watcher, &self.inner.routes, &self.dir) {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot change the directory's watch after an unsubscribe");
-            }
+        if let Some(watcher) = watcher.as_mut()
+            && let Err(e) = reconcile(watcher, &self.inner.routes, &self.dir)
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot change the directory's watch after an unsubscribe");
         }
         let mut routes = self.inner.routes();
         if routes
@@ -351,7 +351,7 @@ fn new_watcher(routes: &Arc<Mutex<Routes>>) -> Result<RecommendedWatcher, WatchE
             sink(&event);
         }
     })
-    .map_err(|source| WatchError::from_instance(source))
+    .map_err(WatchError::from_instance)
 }
 
 /// Makes notify's watches for `dir` match what its subscribers need, and those of the
@@ -381,7 +381,9 @@ fn reconcile(
         // notify merges a watch asked again into the one it holds, and removing a
         // recursive watch removes everything under it: start from none.
         let _ = watcher.unwatch(dir);
-        lock(routes).dirs.get_mut(dir).map(|d| d.watched = None);
+        if let Some(entry) = lock(routes).dirs.get_mut(dir) {
+            entry.watched = None;
+        }
     }
     if let Some(mode) = wanted {
         watcher

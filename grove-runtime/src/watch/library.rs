@@ -445,7 +445,7 @@ impl Checker {
 impl Entry {
     /// Whether `event` may mean the file has new content (or its directory went).
     fn concerns_file(&self, event: &notify::Event) -> bool {
-        if event.need_rescan() || event.paths.iter().any(|p| *p == self.dir) {
+        if event.need_rescan() || event.paths.contains(&self.dir) {
             return true;
         }
         let is_file = |p: &PathBuf| {
