@@ -108,6 +108,11 @@ fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
 
+    let version = match &options.version {
+        Some(version) => quote!(#version),
+        None => quote!(1),
+    };
+
     quote! {
         #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
         #[serde(
@@ -123,6 +128,9 @@ fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
             #field_checks
             impl #krate::__private::ModuleConfig for #ident {
                 const CONFIGURE: ::core::option::Option<#krate::abi::ConfigureFn> = #configure;
+            }
+            impl #krate::__private::ModuleVersion for #ident {
+                const VERSION: u32 = #version;
             }
             #krate::__grove_export! {
                 type = #ident,

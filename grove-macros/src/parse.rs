@@ -1,5 +1,5 @@
 //! Parsing the attribute's options:
-//! `#[grove::module(name = "...", config = Type, crate = "...")]`.
+//! `#[grove::module(name = "...", config = Type, version = N, crate = "...")]`.
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
@@ -17,9 +17,11 @@ pub(crate) struct Options {
     pub(crate) krate: Option<syn::Path>,
     /// `config = Type`: the module's config type, taken through `grove::Configure`.
     pub(crate) config: Option<syn::Type>,
+    /// `version = N`: the version of the module's state, at least 1; default 1.
+    pub(crate) version: Option<syn::LitInt>,
 }
 
-const EXPECTED: &str = "expected one of: name, config, crate";
+const EXPECTED: &str = "expected one of: name, config, version, crate";
 
 /// Parses the options, pushing every problem found into `errors`. A bad option does not
 /// stop the others from being read, so that all problems are reported at once.
@@ -47,6 +49,39 @@ pub(crate) fn options(attr: TokenStream, errors: &mut Errors) -> Options {
                         format!("`crate` takes the path to grove-sdk, e.g. {example}"),
                     ),
                 }
+            }
+        } else if meta.path.is_ident("version") {
+            let example = "`version = 2`";
+            if !meta.input.peek(Token![=]) {
+                errors.push_spanned(&meta.path, format!("`version` takes a number: {example}"));
+                skip_value(&meta)?;
+                return Ok(());
+            }
+            match meta.value()?.parse::<Expr>()? {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(value),
+                    ..
+                }) => {
+                    if options.version.is_some() {
+                        errors.push_spanned(&meta.path, "`version` is given twice: keep one");
+                    }
+                    match value.base10_parse::<u32>() {
+                        Ok(n) if n >= 1 && value.suffix().is_empty() => {
+                            options.version = Some(value)
+                        }
+                        _ => errors.push_spanned(
+                            &value,
+                            format!(
+                                "`version` is a number from 1 to {}, without a suffix: {example}",
+                                u32::MAX
+                            ),
+                        ),
+                    }
+                }
+                other => errors.push_spanned(
+                    other,
+                    format!("`version` takes a number: {example}"),
+                ),
             }
         } else if meta.path.is_ident("config") {
             let example = "`config = ParticleConfig`";
@@ -135,7 +170,7 @@ mod tests {
     fn unknown_option_lists_the_known_ones() {
         let err = errors_of(quote!(nmae = "x"));
         assert!(
-            err.contains("unknown option `nmae`; expected one of: name, config, crate"),
+            err.contains("unknown option `nmae`; expected one of: name, config, version, crate"),
             "{err}"
         );
     }
@@ -169,6 +204,20 @@ mod tests {
             "crate::cfg::Particles<u8>"
         );
         assert!(errors_of(quote!(config)).contains("`config` takes a type"));
+    }
+
+    #[test]
+    fn reads_a_version() {
+        let mut errors = Errors::default();
+        let o = options(quote!(version = 3), &mut errors);
+        assert!(errors.finish().is_ok());
+        assert_eq!(o.version.unwrap().base10_parse::<u32>().unwrap(), 3);
+        for bad in [quote!(version = 0), quote!(version = 5u8), quote!(version = 4294967296)] {
+            let err = errors_of(bad);
+            assert!(err.contains("`version` is a number from 1 to"), "{err}");
+        }
+        assert!(errors_of(quote!(version = "2")).contains("`version` takes a number"));
+        assert!(errors_of(quote!(version)).contains("`version` takes a number"));
     }
 
     #[test]

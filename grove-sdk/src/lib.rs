@@ -71,23 +71,29 @@ pub mod bus;
 mod by_name;
 pub mod config;
 mod context;
+mod diff;
+mod dynamic;
 mod health;
+mod migrate;
 mod module;
 mod positional;
+mod report;
 mod schema;
 pub mod state;
 
 pub use bus::{Backpressure, BusError, DecodeError, Message};
 pub use config::{ConfigError, Configure};
 pub use context::Context;
+pub use dynamic::Dynamic;
 pub use grove_macros::module;
 pub use health::{Health, HealthStatus};
+pub use migrate::MigrateError;
 pub use module::Module;
 pub use tracing;
 
 /// What a module author needs in scope.
 pub mod prelude {
-    pub use crate::{ConfigError, Configure, Context, Health, Module};
+    pub use crate::{ConfigError, Configure, Context, Dynamic, Health, MigrateError, Module};
 }
 
 /// Used by the code `#[grove::module]` generates. Not public API.
@@ -103,7 +109,9 @@ pub mod prelude {
 pub mod __private {
     use core::marker::PhantomData;
 
-    pub use crate::abi::export::{Exportable, ModuleConfig, configure, create, header, vtable};
+    pub use crate::abi::export::{
+        Exportable, ModuleConfig, ModuleVersion, configure, create, header, vtable,
+    };
     pub use serde;
 
     /// Named in generated code so that a missing `Default` reports what to do.

@@ -1,6 +1,6 @@
 //! The [`Module`] trait: what a module author implements.
 
-use crate::{Context, Health};
+use crate::{Context, Dynamic, Health, MigrateError};
 
 /// A hot-reloadable unit of behaviour.
 ///
@@ -37,5 +37,45 @@ pub trait Module: Send + 'static {
     /// default.
     fn health(&self) -> Health {
         Health::healthy()
+    }
+
+    /// Builds the state from one saved by another version, when reading it by field name
+    /// is not the right thing: called when the old state's version
+    /// (`#[grove::module(version = N)]`, 1 by default; 0 for a library built before
+    /// versions existed) differs from this one's, and when the old state does not read
+    /// by field name (a field changed type, say). `old` is the old state without its type:
+    /// read its fields with [`Dynamic::field`] and [`Dynamic::get`].
+    ///
+    /// Return [`MigrateError::new`] to refuse: the reload is refused with that message and
+    /// the running version keeps its state. The default has no hook
+    /// ([`MigrateError::NotProvided`]): a version change is then read by field name, as any
+    /// other change.
+    ///
+    /// ```
+    /// use grove::prelude::*;
+    ///
+    /// #[grove::module(version = 2)]
+    /// #[derive(Default)]
+    /// pub struct Ship {
+    ///     speed_mps: f64, // version 1 had `speed_kmh: f64`
+    /// }
+    ///
+    /// impl Module for Ship {
+    ///     fn process(&mut self, _ctx: &mut Context) {}
+    ///
+    ///     fn migrate(from_version: u32, old: Dynamic) -> Result<Self, MigrateError> {
+    ///         match from_version {
+    ///             1 => Ok(Ship { speed_mps: old.field::<f64>("speed_kmh")? / 3.6 }),
+    ///             v => Err(MigrateError::new(format!("no migration from version {v}"))),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn migrate(from_version: u32, old: Dynamic) -> Result<Self, MigrateError>
+    where
+        Self: Sized,
+    {
+        let _ = (from_version, old);
+        Err(MigrateError::NotProvided)
     }
 }

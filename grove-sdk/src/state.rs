@@ -22,6 +22,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::abi;
+pub use crate::dynamic::Dynamic;
+pub use crate::report::{
+    AddedField, FieldReport, LossyValue, Migration, REPORT_LIMIT, RemovedField, RenamedField,
+};
 
 /// How a state is encoded for one reload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -104,6 +104,7 @@ const ROGUE_VARIANTS: &[&str] = &[
     "",
     "old_tables",
     "prev_tables",
+    "no_report",
     "new_tables",
     "other_module",
     "undefined_symbol",

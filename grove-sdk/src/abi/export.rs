@@ -21,12 +21,25 @@ use crate::state::{self, StateFormat};
 use crate::{Context, Module};
 
 /// What the export glue needs of a module type.
-pub trait Exportable: Module + Default + Serialize + DeserializeOwned + ModuleConfig {
+pub trait Exportable:
+    Module + Default + Serialize + DeserializeOwned + ModuleConfig + ModuleVersion
+{
     /// The function table for this type, a constant so that `&M::VTABLE` is `'static`.
     const VTABLE: VTable = vtable::<Self>();
 }
 
-impl<M: Module + Default + Serialize + DeserializeOwned + ModuleConfig> Exportable for M {}
+impl<M: Module + Default + Serialize + DeserializeOwned + ModuleConfig + ModuleVersion> Exportable
+    for M
+{
+}
+
+/// The version of a module type's state: `#[grove::module(version = N)]`, 1 when not
+/// given. Written in the library's header, and handed to [`Module::migrate`] as the old
+/// state's version when a state saved by another version is restored.
+pub trait ModuleVersion {
+    /// The version, at least 1.
+    const VERSION: u32;
+}
 
 /// The `configure` entry of a module type's vtable: `#[grove::module]` implements it for
 /// every module, with [`configure::<M, C>`](configure) when the attribute names a config
@@ -38,13 +51,14 @@ pub trait ModuleConfig {
 }
 
 /// The header of a module library; `panic_unwind` is the module crate's
-/// `cfg!(panic = "unwind")`.
+/// `cfg!(panic = "unwind")`, `state_version` its type's [`ModuleVersion::VERSION`].
 pub const fn header(
     module_name: &'static str,
     type_name: &'static str,
     panic_unwind: bool,
+    state_version: u32,
 ) -> ModuleHeader {
-    ModuleHeader::new(module_name, type_name, panic_unwind)
+    ModuleHeader::new(module_name, type_name, panic_unwind, state_version)
 }
 
 /// The function table for `M`.
@@ -63,6 +77,7 @@ pub const fn vtable<M: Exportable>() -> VTable {
             Some(forward::interest_changed),
             M::CONFIGURE,
             Some(health::<M>),
+            Some(restore_state::<M>),
         )
     }
 }
@@ -222,6 +237,28 @@ unsafe extern "C" fn load_state<M: Exportable>(
     })
 }
 
+unsafe extern "C" fn restore_state<M: Exportable>(
+    this: *mut c_void,
+    format: u32,
+    bytes: RawBytes,
+    from_version: u32,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status {
+    // SAFETY: as in `init`.
+    let module = unsafe { &mut *this.cast::<M>() };
+    // SAFETY: the host passes bytes valid for this call.
+    let bytes = unsafe { bytes.as_slice() };
+    guarded("restore_state", &error, || {
+        let format = format_from_raw(format)?;
+        let (value, report) =
+            crate::migrate::restore::<M>(bytes, format, from_version, M::VERSION)?;
+        *module = value;
+        out.write(&report.encode());
+        Ok(())
+    })
+}
+
 /// The `configure` entry of a module whose config type is `C`.
 ///
 /// # Safety
@@ -310,7 +347,12 @@ macro_rules! __grove_export {
         #[unsafe(export_name = $header_symbol)]
         #[used]
         pub static __GROVE_MODULE_HEADER: $crate::abi::ModuleHeader =
-            $crate::__private::header($name, $type_name, cfg!(panic = "unwind"));
+            $crate::__private::header(
+                $name,
+                $type_name,
+                cfg!(panic = "unwind"),
+                <$ty as $crate::__private::ModuleVersion>::VERSION,
+            );
 
         /// # Safety
         /// As for [`grove::abi::CreateFn`].

@@ -41,8 +41,9 @@ pub struct ModuleHeader {
     // ---- appended after version 1's first release ----
     /// [`PANIC_UNWIND`] or [`PANIC_ABORT`]: how the library's panics end.
     panic_strategy: u32,
-    /// Reserved, 0.
-    reserved: u32,
+    /// The version of the module's state (`#[grove::module(version = N)]`, 1 by default).
+    /// 0 in a library built before versions existed, where this field was reserved.
+    state_version: u32,
 }
 
 // SAFETY: a header only ever points at `'static` string literals (its only constructor
@@ -66,6 +67,9 @@ impl ModuleHeader {
     pub const TYPE_NAME_AT: usize = offset_of!(ModuleHeader, type_name);
     /// Offset of the panic strategy (`u32`), present when the header is long enough.
     pub const PANIC_STRATEGY_AT: usize = offset_of!(ModuleHeader, panic_strategy);
+    /// Offset of the state's version (`u32`), present when the header is long enough; 0
+    /// in a library built before versions existed.
+    pub const STATE_VERSION_AT: usize = offset_of!(ModuleHeader, state_version);
     /// Within a [`RawBytes`]: offset of the pointer.
     pub const BYTES_PTR_AT: usize = 0;
     /// Within a [`RawBytes`]: offset of the length (`usize`).
@@ -73,11 +77,12 @@ impl ModuleHeader {
 
     /// The header of a module named `module_name`, declared on `type_name`, in a library
     /// whose panics unwind (`panic_unwind`, the `cfg!(panic = "unwind")` of the module's
-    /// crate) or abort.
+    /// crate) or abort, whose state is at version `state_version`.
     pub const fn new(
         module_name: &'static str,
         type_name: &'static str,
         panic_unwind: bool,
+        state_version: u32,
     ) -> Self {
         Self {
             magic: MAGIC,
@@ -92,7 +97,7 @@ impl ModuleHeader {
             } else {
                 PANIC_ABORT
             },
-            reserved: 0,
+            state_version,
         }
     }
 

@@ -54,7 +54,8 @@ pub use tables::{
     BusFns, BusInboxFn, BusPublishFn, BusReportFn, BusSubscribeFn, BusUnsubscribeFn, ConfigureFn,
     CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn, HostApi,
     HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn, NotifyFn,
-    RawInstance, SaveStateFn, VTABLE_MIN_SIZE_V1, VTable, VTableRef,
+    RawInstance, RestoreStateFn, SaveStateFn, VTABLE_MIN_SIZE_V1, VTABLE_SIZE_BEFORE_CONFIGURE,
+    VTABLE_SIZE_BEFORE_RESTORE_STATE, VTable, VTableRef,
 };
 
 /// The first eight bytes of every [`ModuleHeader`].

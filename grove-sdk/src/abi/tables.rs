@@ -57,6 +57,20 @@ pub type LoadStateFn = unsafe extern "C" fn(
     error: ByteSink<'_>,
 ) -> Status;
 
+/// Signature of `restore_state`: as `load_state`, for a state saved by version
+/// `from_version` of the module (0: unknown), and on [`Status::OK`] writes to `out` what
+/// became of the state's fields (a [`FieldReport`](crate::state::FieldReport), as
+/// [`FieldReport::encode`](crate::state::FieldReport::encode) writes it). On failure the
+/// instance keeps the state it had.
+pub type RestoreStateFn = unsafe extern "C" fn(
+    this: *mut c_void,
+    format: u32,
+    state: RawBytes,
+    from_version: u32,
+    out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status;
+
 /// Signature of `detach`: the library forgets the host's table and waits up to
 /// `timeout_ns` for calls into the host already under way; returns 1 when none is left
 /// (the host may free its table), 0 when some still are.
@@ -208,6 +222,7 @@ pub struct VTable {
     log_interest_changed: Option<NotifyFn>,
     configure: Option<ConfigureFn>,
     health: Option<HealthFn>,
+    restore_state: Option<RestoreStateFn>,
 }
 
 /// The size of the first version 1 [`VTable`]: `size` and the six functions every module
@@ -232,6 +247,7 @@ impl VTable {
         log_interest_changed: Option<NotifyFn>,
         configure: Option<ConfigureFn>,
         health: Option<HealthFn>,
+        restore_state: Option<RestoreStateFn>,
     ) -> Self {
         Self {
             size: size_of::<VTable>(),
@@ -245,6 +261,7 @@ impl VTable {
             log_interest_changed,
             configure,
             health,
+            restore_state,
         }
     }
 
@@ -397,7 +414,25 @@ impl VTableRef {
     pub fn health(&self) -> Option<HealthFn> {
         self.0.optional::<HealthFn>(offset_of!(VTable, health))
     }
+
+    /// Restores a state and reports what became of its fields (see [`RestoreStateFn`]);
+    /// `None` for a library built before the entry existed (use `load_state`, which
+    /// reports nothing).
+    pub fn restore_state(&self) -> Option<RestoreStateFn> {
+        self.0
+            .optional::<RestoreStateFn>(offset_of!(VTable, restore_state))
+    }
 }
+
+/// The size of the [`VTable`] of the SDK before `restore_state` was appended: what a
+/// library built with it shows. For compatibility tests.
+#[doc(hidden)]
+pub const VTABLE_SIZE_BEFORE_RESTORE_STATE: usize = offset_of!(VTable, restore_state);
+
+/// The size of the [`VTable`] of the SDK before `configure` and `health` were appended.
+/// For compatibility tests.
+#[doc(hidden)]
+pub const VTABLE_SIZE_BEFORE_CONFIGURE: usize = offset_of!(VTable, configure);
 
 /// What the host gives a module: logging and messaging. Append-only.
 #[repr(C)]
@@ -558,6 +593,10 @@ mod tests {
         const CONFIGURE: Option<ConfigureFn> = None;
     }
 
+    impl crate::__private::ModuleVersion for Probe {
+        const VERSION: u32 = 1;
+    }
+
     impl Module for Probe {
         fn process(&mut self, _ctx: &mut Context) {}
     }
@@ -570,6 +609,14 @@ mod tests {
         assert_eq!(view.size(), size_of::<VTable>());
         assert!(view.detach().is_some() && view.log_interest_changed().is_some());
         assert!(view.health().is_some() && view.configure().is_none());
+        assert!(view.restore_state().is_some());
+
+        // What a module built before `restore_state` shows: everything else.
+        // SAFETY: a shorter size only hides entries.
+        let prev = unsafe { vtable::<Probe>().with_size(VTABLE_SIZE_BEFORE_RESTORE_STATE) };
+        // SAFETY: as above.
+        let view = unsafe { VTableRef::from_raw(&prev) }.unwrap();
+        assert!(view.restore_state().is_none() && view.health().is_some());
 
         // What a module built before the appended entries shows: only version 1's.
         // SAFETY: a shorter size only hides entries.
@@ -578,6 +625,7 @@ mod tests {
         let view = unsafe { VTableRef::from_raw(&old) }.unwrap();
         assert!(view.detach().is_none() && view.log_interest_changed().is_none());
         assert!(view.health().is_none() && view.configure().is_none());
+        assert!(view.restore_state().is_none());
         let _required = (view.destroy(), view.process(), view.load_state());
 
         // Shorter than any grove table: refused with the size found.
