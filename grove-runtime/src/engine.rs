@@ -29,7 +29,8 @@ use crate::ffi::staging::Staging;
 use crate::frame::FramePacer;
 use crate::health::{HealthReport, ModuleHealth};
 use crate::hosted::{HostedModule, Kind};
-use crate::loaded::{LoadedModule, Reloaded};
+use crate::loaded::{Carry, LoadedModule, Reloaded, Restore, SavedState};
+use crate::state_policy::{LossyPolicy, StatePolicy};
 use crate::snapshot::{DEFAULT_SNAPSHOT_EVERY, Found, PreviousRun, Snapshots};
 use crate::static_module::StaticModule;
 use crate::stats::{FrameClock, ModuleTiming, Stats};
@@ -88,6 +89,8 @@ pub struct Engine {
     /// The state directory's snapshots, when kept.
     snapshots: Option<Snapshots>,
     previous_run: Option<PreviousRun>,
+    /// What a new version may do to the state it takes over.
+    state_policy: StatePolicy,
 }
 
 /// The default of [`EngineBuilder::reload_budget`]: half a frame at 60 FPS.
@@ -118,6 +121,7 @@ pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     snapshot_every: Duration,
     reload_budget: Option<Duration>,
+    state_policy: StatePolicy,
 }
 
 /// The engine's default system, as the builder was told it. A strategy's system is made in
@@ -144,6 +148,7 @@ impl Default for EngineBuilder {
             state_dir: None,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             reload_budget: Some(DEFAULT_RELOAD_BUDGET),
+            state_policy: StatePolicy::default(),
         }
     }
 }
@@ -271,6 +276,24 @@ impl EngineBuilder {
         self
     }
 
+    /// What to do when a new version cannot hold some values of the state exactly (an
+    /// `f64` of 1e300 read as an `f32`, a `u64` above 2^53 read as an `f64`): take it and
+    /// warn, naming each value ([`LossyPolicy::Warn`], the default), or refuse the reload
+    /// ([`LossyPolicy::Refuse`]). Applies to reloads and to snapshots restored at load.
+    pub fn lossy_state(mut self, policy: LossyPolicy) -> Self {
+        self.state_policy.lossy = policy;
+        self
+    }
+
+    /// Whether a new version whose state shares no field with the running one's (another
+    /// type under the same module name, most likely) may take over, starting from its
+    /// default. Refused by default, since all of the state would be dropped;
+    /// [`Engine::reload_fresh`] does it for one reload, writing the old state to a file.
+    pub fn allow_unrelated_state(mut self, allow: bool) -> Self {
+        self.state_policy.allow_unrelated = allow;
+        self
+    }
+
     /// The engine. Fails if the staging directory cannot be made, or if two settings
     /// contradict each other.
     pub fn build(self) -> Result<Engine> {
@@ -338,6 +361,7 @@ impl EngineBuilder {
             bus: Bus::default(),
             snapshots,
             previous_run,
+            state_policy: self.state_policy,
         })
     }
 }
@@ -508,7 +532,11 @@ impl Engine {
                 &|name| {
                     let found = self.snapshots.as_ref()?.find(name)?;
                     let state = match &found {
-                        Found::State { state, .. } => Some(state.clone()),
+                        Found::State { state, version, .. } => Some(SavedState {
+                            bytes: state.clone(),
+                            version: *version,
+                            policy: self.state_policy,
+                        }),
                         Found::Bad { .. } => None,
                     };
                     *snapshot.borrow_mut() = Some(found);
@@ -517,10 +545,11 @@ impl Engine {
             )
         });
         bus.end_init(loaded.is_ok());
-        let (module, restore_error) = loaded?;
+        let (mut module, restore) = loaded?;
+        module.set_state_policy(self.state_policy);
         let name = module.name().to_owned();
         if let Some(found) = snapshot.into_inner() {
-            self.report_restore(&name, found, restore_error);
+            self.report_restore(&name, found, restore);
         }
         let watcher = if self.watch_files {
             let watch_error = |source| Error::Watch {
@@ -559,8 +588,8 @@ impl Engine {
     }
 
     /// Reports what became of module `name`'s snapshot at load.
-    fn report_restore(&mut self, name: &str, found: Found, restore_error: Option<Error>) {
-        let found = match (found, restore_error) {
+    fn report_restore(&mut self, name: &str, found: Found, restore: Restore) {
+        let found = match (found, restore.error) {
             (Found::State { path, .. }, Some(error)) => {
                 let problem = format!("its state does not load into this version: {error}");
                 match &self.snapshots {
@@ -573,10 +602,16 @@ impl Engine {
         let event = match found {
             Found::State { age, path, .. } => {
                 tracing::info!(module = %name, age_s = age.as_secs_f64(), path = %path.display(), "state restored from its snapshot");
+                crate::loaded::log_fields(
+                    name,
+                    restore.fields.as_ref(),
+                    grove::state::StateFormat::SelfDescribing,
+                );
                 EngineEvent::Restored {
                     module: name.to_owned(),
                     path,
                     age,
+                    fields: restore.fields,
                 }
             }
             Found::Bad {
@@ -826,7 +861,40 @@ impl Engine {
             });
         };
         let path = module.path().to_owned();
-        let result = hosted.reload(&path, None, &frame).expect("a loaded module");
+        let result = hosted
+            .reload(&path, None, &frame, Carry::State)
+            .expect("a loaded module");
+        self.reload_done(name, result.clone());
+        result
+    }
+
+    /// Reloads module `name` from its library file, starting the new version from its
+    /// default state on purpose: the way out when the new version refuses the state (a
+    /// field whose type changed, a migration that fails, another type). The running
+    /// version's state is written to a file first, so nothing is lost: in the state
+    /// directory if the engine has one, else next to the library, else in the temporary
+    /// directory; [`Reloaded::old_state`] and the log line say where. The file holds the
+    /// state by field name: read it with [`grove::Dynamic::from_slice`], or give it back
+    /// with `engine.set_module_state(name, &Dynamic::from_slice(&bytes)?)`. When no file
+    /// can be written, the reload is refused and the running version keeps its state.
+    pub fn reload_fresh(&mut self, name: &str) -> Result<Reloaded> {
+        let frame = self.frame_info(Instant::now());
+        let state_dir = self.snapshots.as_ref().map(|s| s.dir().to_owned());
+        let hosted = self.find_mut(name)?;
+        let Some(module) = hosted.loaded_mut() else {
+            return Err(Error::NotReloadable {
+                module: name.to_owned(),
+            });
+        };
+        let path = module.path().to_owned();
+        let dirs: Vec<PathBuf> = state_dir
+            .into_iter()
+            .chain(path.parent().map(Path::to_owned))
+            .chain([std::env::temp_dir()])
+            .collect();
+        let result = hosted
+            .reload(&path, None, &frame, Carry::Fresh(&dirs))
+            .expect("a loaded module");
         self.reload_done(name, result.clone());
         result
     }
@@ -1514,7 +1582,7 @@ impl Drop for Engine {
 /// is the version running).
 fn reload_due(hosted: &mut HostedModule, frame: &FrameInfo) -> Option<Result<Reloaded>> {
     if let Some(artifact) = hosted.built.take() {
-        return hosted.reload(&artifact, None, frame);
+        return hosted.reload(&artifact, None, frame, Carry::State);
     }
     let new = hosted.watcher.as_ref().and_then(LibraryWatcher::poll)?;
     let module = hosted.loaded_mut()?;
@@ -1522,7 +1590,7 @@ fn reload_due(hosted: &mut HostedModule, frame: &FrameInfo) -> Option<Result<Rel
         return None;
     }
     let name = module.name().to_owned();
-    let result = hosted.reload(&new.path, Some(new.snapshot), frame)?;
+    let result = hosted.reload(&new.path, Some(new.snapshot), frame, Carry::State)?;
     match &result {
         Ok(reloaded) => tracing::debug!(
             module = %name,

@@ -225,6 +225,59 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The new version cannot hold some values of the state exactly, and the engine
+    /// refuses lossy changes ([`LossyPolicy::Refuse`](crate::LossyPolicy::Refuse)).
+    #[error(
+        "the new version of module `{module}` cannot hold {} value(s) of its state exactly ({}): \
+         give the field a type that holds them, convert them in `Module::migrate`, accept the \
+         loss with `EngineBuilder::lossy_state(LossyPolicy::Warn)`, or start the new version \
+         from its default with `Engine::reload_fresh` (the old state is written to a file)",
+        report.lossy_total,
+        crate::state_policy::lossy_values(report)
+    )]
+    LossyState {
+        /// The module.
+        module: String,
+        /// What the new version did to the state.
+        report: Box<grove::state::FieldReport>,
+    },
+
+    /// The new version's state shares no field with the running one's: all of it would be
+    /// dropped. Refused unless the engine allows it
+    /// ([`EngineBuilder::allow_unrelated_state`](crate::EngineBuilder::allow_unrelated_state)).
+    #[error(
+        "the new version of module `{module}` (type `{new_type}`) shares no field with the \
+         running one's state (type `{old_type}`): all of it would be dropped{}; to start the \
+         new version from its default on purpose, use `Engine::reload_fresh` (the old state is \
+         written to a file) or `EngineBuilder::allow_unrelated_state(true)`",
+        crate::state_policy::rename_hint(report)
+    )]
+    UnrelatedState {
+        /// The module.
+        module: String,
+        /// The running version's type.
+        old_type: String,
+        /// The new version's type.
+        new_type: String,
+        /// What the new version did to the state.
+        report: Box<grove::state::FieldReport>,
+    },
+
+    /// The old state could not be written to a file before a fresh start
+    /// ([`Engine::reload_fresh`](crate::Engine::reload_fresh)): the reload is refused, so
+    /// that nothing is lost.
+    #[error(
+        "the state of module `{module}` could not be written to a file ({}), so it is not \
+         dropped: give the engine a writable state_dir",
+        tried.iter().map(|(path, error)| format!("{}: {error}", path.display())).collect::<Vec<_>>().join("; ")
+    )]
+    OldStateNotSaved {
+        /// The module.
+        module: String,
+        /// Each place tried, and what the OS said.
+        tried: Vec<(PathBuf, String)>,
+    },
+
     /// The new library holds a different module than the one being reloaded.
     #[error(
         "{path} holds module `{found}`, not `{expected}`: point the reload at `{expected}`'s library"

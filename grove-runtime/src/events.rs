@@ -142,6 +142,9 @@ pub enum EngineEvent {
         path: PathBuf,
         /// How old the state is.
         age: Duration,
+        /// What became of its fields in this version (as in a reload); `None` for a module
+        /// built with an older grove-sdk, which does not report.
+        fields: Option<grove::state::FieldReport>,
     },
     /// A module's snapshot could not be used (a damaged, foreign or newer file, or a state
     /// this version cannot read): it was renamed aside, never deleted, and the module
@@ -185,12 +188,13 @@ impl fmt::Display for EngineEvent {
             },
             EngineEvent::Reloaded(r) => write!(
                 f,
-                "module `{}` reloaded: generation {}, {:.2} ms, {} bytes of state ({})",
+                "module `{}` reloaded: generation {}, {:.2} ms, {} bytes of state ({}); {}",
                 r.module,
                 r.generation,
                 r.took.as_secs_f64() * 1e3,
                 r.state_bytes,
-                r.format
+                r.format,
+                r.state_summary()
             ),
             EngineEvent::Unloaded {
                 module,
@@ -270,12 +274,23 @@ impl fmt::Display for EngineEvent {
                 topic,
                 problem,
             } => write!(f, "module `{module}`, topic `{topic}`: {problem}"),
-            EngineEvent::Restored { module, path, age } => write!(
-                f,
-                "module `{module}` resumed from its snapshot {} ({:.1} s old)",
-                path.display(),
-                age.as_secs_f64()
-            ),
+            EngineEvent::Restored {
+                module,
+                path,
+                age,
+                fields,
+            } => {
+                write!(
+                    f,
+                    "module `{module}` resumed from its snapshot {} ({:.1} s old)",
+                    path.display(),
+                    age.as_secs_f64()
+                )?;
+                match fields {
+                    Some(report) if !report.is_unchanged() => write!(f, "; {report}"),
+                    _ => Ok(()),
+                }
+            }
             EngineEvent::SnapshotSetAside {
                 module,
                 path,

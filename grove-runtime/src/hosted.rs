@@ -231,13 +231,15 @@ impl HostedModule {
         path: &std::path::Path,
         snapshot: Option<crate::ffi::library::Snapshot>,
         frame: &FrameInfo,
+        carry: crate::loaded::Carry<'_>,
     ) -> Option<Result<crate::loaded::Reloaded>> {
         let Kind::Loaded(module) = &mut self.kind else {
             return None;
         };
         let bus = &mut self.bus;
         bus.begin_init();
-        let result = crate::bus::lend(bus, || module.reload_from(path, snapshot, frame));
+        let result =
+            crate::bus::lend(bus, || module.reload_from(path, snapshot, frame, carry));
         bus.end_init(result.is_ok());
         Some(result)
     }

@@ -37,6 +37,8 @@ pub(crate) struct FileHeader {
     pub(crate) rustc_version: Option<String>,
     /// One of `abi::PANIC_*`; `PANIC_UNKNOWN` for a header from before the field.
     pub(crate) panic_strategy: u32,
+    /// The state's version; 0 for a header from before versions.
+    pub(crate) state_version: u32,
 }
 
 /// The fixed part every header has: magic, ABI version and size.
@@ -169,6 +171,7 @@ fn read_header<'data, R: ReadRef<'data>>(
         sdk_version: None,
         rustc_version: None,
         panic_strategy: abi::PANIC_UNKNOWN,
+        state_version: 0,
     };
     if header.magic != abi::MAGIC || (header.header_size as usize) < abi::HEADER_MIN_SIZE_V1 {
         return Some(header);
@@ -230,6 +233,9 @@ fn read_header<'data, R: ReadRef<'data>>(
     header.type_name = text(type_name);
     if size >= (H::PANIC_STRATEGY_AT + 4) as u64 {
         header.panic_strategy = u32_at(H::PANIC_STRATEGY_AT)?;
+    }
+    if size >= (H::STATE_VERSION_AT + 4) as u64 {
+        header.state_version = u32_at(H::STATE_VERSION_AT)?;
     }
     Some(header)
 }

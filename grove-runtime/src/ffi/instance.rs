@@ -13,7 +13,7 @@ use grove::abi::{
     ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance, Status,
     VTableRef, decode_health,
 };
-use grove::state::StateFormat;
+use grove::state::{FieldReport, StateFormat};
 
 use super::calls::ModuleCalls;
 use super::host_log;
@@ -108,6 +108,11 @@ impl Instance {
         &self.library
     }
 
+    /// The library, for one more instance of it.
+    pub(crate) fn shared_library(&self) -> Arc<Library> {
+        Arc::clone(&self.library)
+    }
+
     /// The marker of this module's calls.
     pub(crate) fn calls(&self) -> &Arc<ModuleCalls> {
         &self.calls
@@ -181,6 +186,45 @@ impl Instance {
             )
         };
         status_to_result(status, &message, &self.library, Call::LoadState)
+    }
+
+    /// Replaces the state with `state`, encoded in `format` by version `from_version` of
+    /// the module (0: unknown), and returns what became of its fields; `None` for a library
+    /// built before field reports existed, which is restored through `load_state`.
+    pub(crate) fn restore_state(
+        &mut self,
+        format: StateFormat,
+        state: &[u8],
+        from_version: u32,
+    ) -> Result<Option<FieldReport>> {
+        let Some(restore) = self.vtable.restore_state() else {
+            return self.load_state(format, state).map(|()| None);
+        };
+        let mut out = Vec::new();
+        let mut message = Vec::new();
+        let status = {
+            let _call = self.calls.enter(Call::LoadState);
+            // SAFETY: as in `frame_call`; `state` is valid for the call.
+            unsafe {
+                restore(
+                    self.this,
+                    format.to_raw(),
+                    RawBytes::new(state),
+                    from_version,
+                    ByteSink::for_vec(&mut out),
+                    ByteSink::for_vec(&mut message),
+                )
+            }
+        };
+        status_to_result(status, &message, &self.library, Call::LoadState)?;
+        FieldReport::decode(&out)
+            .map(Some)
+            .map_err(|e| Error::Failed {
+                module: self.name().to_owned(),
+                path: self.library.source().to_owned(),
+                call: Call::LoadState,
+                message: format!("unreadable field report: {e}"),
+            })
     }
 
     /// Hands the module `config` (a JSON table) in `mode`: the config now in force, or the

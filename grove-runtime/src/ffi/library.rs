@@ -42,6 +42,9 @@ pub struct HeaderInfo {
     /// Whether it was built with `panic = "unwind"`; `None` for a library whose SDK
     /// predates the field.
     pub panic_unwind: Option<bool>,
+    /// The version of its state (`#[grove::module(version = N)]`, 1 by default); `None`
+    /// for a library whose SDK predates versions.
+    pub state_version: Option<u32>,
 }
 
 impl HeaderInfo {
@@ -464,6 +467,7 @@ fn check_header(source: &Path, exports: &elf::Exports) -> Result<HeaderInfo> {
             abi::PANIC_ABORT => Some(false),
             _ => None,
         },
+        state_version: (header.state_version != 0).then_some(header.state_version),
     };
     if info.panic_unwind == Some(false) {
         return Err(Error::PanicAbort {

@@ -33,6 +33,10 @@ pub(crate) struct Header {
     pub(crate) generation: u64,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub(crate) written_ms: u64,
+    /// The version of the module's state that wrote it (0: unknown, a snapshot written
+    /// before versions, or by a module built without them).
+    #[serde(default)]
+    pub(crate) state_version: u32,
 }
 
 impl Header {
@@ -175,6 +179,7 @@ mod tests {
             state_format: grove::abi::STATE_FORMAT_SELF_DESCRIBING,
             generation: 3,
             written_ms: now_ms(),
+            state_version: 2,
         }
     }
 

@@ -70,6 +70,8 @@ pub(crate) enum Found {
     /// Its state, and how old it is.
     State {
         state: Vec<u8>,
+        /// The version of the module's state that wrote it (0: unknown).
+        version: u32,
         age: Duration,
         path: PathBuf,
     },
@@ -167,6 +169,7 @@ impl Snapshots {
             Ok((header, state)) => {
                 return Some(Found::State {
                     state: state.to_vec(),
+                    version: header.state_version,
                     age: header.age(),
                     path,
                 });
@@ -197,6 +200,7 @@ impl Snapshots {
             state_format: grove::abi::STATE_FORMAT_SELF_DESCRIBING,
             generation: module.generation(),
             written_ms: file::now_ms(),
+            state_version: module.header().state_version.unwrap_or(0),
         };
         // Framed and checksummed by the writer thread: the frame pays for the state only.
         self.writer.write(
