@@ -129,7 +129,7 @@ fn another_module_at_the_path_is_refused_before_its_constructors_run() {
 
 #[test]
 fn modules_with_older_and_newer_tables_load_run_and_reload() {
-    for variant in ["old_tables", "prev_tables", "new_tables"] {
+    for variant in ["old_tables", "prev_tables", "no_report", "new_tables"] {
         let path = rogue(variant);
         let mut module = LoadedModule::load(&path).unwrap();
         for n in 0..3 {
@@ -137,6 +137,18 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
         }
         let reloaded = module.reload(&path, &frame(3)).unwrap();
         assert_eq!(reloaded.generation, 2, "{variant}");
+        // A library without `restore_state` reports nothing, and the host says so.
+        assert_eq!(
+            reloaded.fields.is_some(),
+            variant == "new_tables",
+            "{variant}: {reloaded:?}"
+        );
+        if variant != "new_tables" {
+            assert_eq!(
+                reloaded.state_summary(),
+                "no field report from this module (built with an older grove-sdk)"
+            );
+        }
         module.process(&frame(3)).unwrap();
         assert_eq!(rogue_count(&mut module), 4, "{variant}: state kept");
         assert_eq!(
@@ -155,7 +167,7 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
         let entry = health.module("rogue").unwrap();
         assert_eq!(
             entry.report.is_some(),
-            variant == "new_tables",
+            matches!(variant, "new_tables" | "no_report"),
             "{variant}: a report only from a library with the health hook"
         );
         assert_eq!(entry.status(), grove::HealthStatus::Healthy, "{variant}");

@@ -7,6 +7,7 @@ mod console;
 mod crashes;
 mod dashboard;
 mod engine;
+mod fields;
 mod faults;
 mod health;
 mod lifecycle;
