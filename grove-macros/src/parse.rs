@@ -78,10 +78,7 @@ pub(crate) fn options(attr: TokenStream, errors: &mut Errors) -> Options {
                         ),
                     }
                 }
-                other => errors.push_spanned(
-                    other,
-                    format!("`version` takes a number: {example}"),
-                ),
+                other => errors.push_spanned(other, format!("`version` takes a number: {example}")),
             }
         } else if meta.path.is_ident("config") {
             let example = "`config = ParticleConfig`";
@@ -212,7 +209,11 @@ mod tests {
         let o = options(quote!(version = 3), &mut errors);
         assert!(errors.finish().is_ok());
         assert_eq!(o.version.unwrap().base10_parse::<u32>().unwrap(), 3);
-        for bad in [quote!(version = 0), quote!(version = 5u8), quote!(version = 4294967296)] {
+        for bad in [
+            quote!(version = 0),
+            quote!(version = 5u8),
+            quote!(version = 4294967296),
+        ] {
             let err = errors_of(bad);
             assert!(err.contains("`version` is a number from 1 to"), "{err}");
         }

@@ -238,8 +238,7 @@ impl HostedModule {
         };
         let bus = &mut self.bus;
         bus.begin_init();
-        let result =
-            crate::bus::lend(bus, || module.reload_from(path, snapshot, frame, carry));
+        let result = crate::bus::lend(bus, || module.reload_from(path, snapshot, frame, carry));
         bus.end_init(result.is_ok());
         Some(result)
     }

@@ -192,7 +192,12 @@ impl LoadedModule {
                     // field with this one's.
                     saved
                         .policy
-                        .check(instance.name(), "(the saved state's)", &header.type_name, fields.as_ref())
+                        .check(
+                            instance.name(),
+                            "(the saved state's)",
+                            &header.type_name,
+                            fields.as_ref(),
+                        )
                         .map(|()| fields)
                 });
             match restored {
@@ -204,7 +209,8 @@ impl LoadedModule {
                         error,
                         Error::LossyState { .. } | Error::UnrelatedState { .. }
                     ) {
-                        let (library, calls) = (instance.shared_library(), Arc::clone(instance.calls()));
+                        let (library, calls) =
+                            (instance.shared_library(), Arc::clone(instance.calls()));
                         drop(instance);
                         instance = Instance::create_shared(library, calls)?;
                     }

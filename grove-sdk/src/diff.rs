@@ -62,7 +62,13 @@ const INDEX_FROM: usize = 16;
 
 impl<'a> Walk<'a> {
     /// Compares two values found at `path` (exact) and `pattern` (positions as `[*]`).
-    fn both(&mut self, old: &'a Dynamic, new: &'a Dynamic, path: &mut String, pattern: &mut String) {
+    fn both(
+        &mut self,
+        old: &'a Dynamic,
+        new: &'a Dynamic,
+        path: &mut String,
+        pattern: &mut String,
+    ) {
         match (old, new) {
             (Dynamic::Map(o), Dynamic::Map(n)) => self.maps(o, n, path, pattern),
             (Dynamic::Seq(o), Dynamic::Seq(n)) => {
@@ -88,7 +94,11 @@ impl<'a> Walk<'a> {
                     self.lossy_total += 1;
                     if self.lossy.len() < REPORT_LIMIT {
                         self.lossy.push(LossyValue {
-                            path: if path.is_empty() { ".".into() } else { path.clone() },
+                            path: if path.is_empty() {
+                                ".".into()
+                            } else {
+                                path.clone()
+                            },
                             was: old.to_string(),
                             now: new.to_string(),
                         });
@@ -187,7 +197,13 @@ impl<'a> Walk<'a> {
                 .filter(|&a| same(gone, &self.added[a]))
                 .collect();
             let [a] = candidates[..] else { continue };
-            if self.removed.iter().filter(|other| same(other, &self.added[a])).count() != 1 {
+            if self
+                .removed
+                .iter()
+                .filter(|other| same(other, &self.added[a]))
+                .count()
+                != 1
+            {
                 continue;
             }
             paired_removed[r] = true;
@@ -263,7 +279,11 @@ impl<'a> Walk<'a> {
                 bytes: r.bytes,
             })
             .collect();
-        let keep = (limit(added.len()), limit(removed.len()), limit(renamed.len()));
+        let keep = (
+            limit(added.len()),
+            limit(removed.len()),
+            limit(renamed.len()),
+        );
         let unrelated = unrelated(old, new, &renamed);
         FieldReport {
             added: added.into_iter().take(keep.0).collect(),
@@ -288,7 +308,9 @@ fn unrelated(old: &Dynamic, new: &Dynamic, renamed: &[RenamedField]) -> bool {
         return false;
     }
     let shared = old.iter().any(|(key, _)| new.iter().any(|(k, _)| k == key));
-    let aliased = renamed.iter().any(|r| r.kept && !r.from.contains(['.', '[']));
+    let aliased = renamed
+        .iter()
+        .any(|r| r.kept && !r.from.contains(['.', '[']));
     !shared && !aliased
 }
 
@@ -305,7 +327,11 @@ fn segments(key: &Dynamic, root: bool) -> (String, String) {
 
 fn join(parent: &str, name: &str) -> String {
     let joined = format!("{parent}{name}");
-    if joined.is_empty() { ".".into() } else { joined }
+    if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
 }
 
 fn is_position(name: &str) -> bool {
@@ -534,7 +560,10 @@ mod tests {
         #[serde(default)]
         struct Empty {}
         let (_, report) = restored::<V1, Empty>(&v1());
-        assert!(!report.unrelated, "dropping every field is a removal: {report}");
+        assert!(
+            !report.unrelated,
+            "dropping every field is a removal: {report}"
+        );
         assert_eq!(report.removed.len(), 4);
     }
 
@@ -548,7 +577,10 @@ mod tests {
         }
         let (new, report) = restored::<V1, Aliased>(&v1());
         assert_eq!(new.ticks, 3);
-        assert!(report.renamed.iter().any(|r| r.from == "count" && r.kept), "{report}");
+        assert!(
+            report.renamed.iter().any(|r| r.from == "count" && r.kept),
+            "{report}"
+        );
         assert!(!report.unrelated);
     }
 
@@ -585,9 +617,16 @@ mod tests {
                 .collect(),
         };
         let (_, report) = restored::<World, World2>(&world);
-        let paths: Vec<_> = report.added.iter().map(|a| (a.path.as_str(), a.count)).collect();
+        let paths: Vec<_> = report
+            .added
+            .iter()
+            .map(|a| (a.path.as_str(), a.count))
+            .collect();
         assert_eq!(paths, [("units[*].mana", 100), ("units[*].shield", 100)]);
         assert_eq!(report.removed[0].path, "units[*].name");
-        assert_eq!((report.removed[0].count, report.removed[0].bytes), (100, 200));
+        assert_eq!(
+            (report.removed[0].count, report.removed[0].bytes),
+            (100, 200)
+        );
     }
 }

@@ -367,7 +367,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::state::{save, StateFormat};
+    use crate::state::{StateFormat, save};
 
     #[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
     #[serde(default)]
@@ -399,10 +399,7 @@ mod tests {
         let back: Player = tree.to::<Player>().unwrap();
         assert_eq!(back.hp.to_bits(), 0x7ff8_0000_0000_0abc);
         assert_eq!(
-            Player {
-                hp: 0.0,
-                ..back
-            },
+            Player { hp: 0.0, ..back },
             Player {
                 hp: 0.0,
                 ..player()
@@ -415,7 +412,10 @@ mod tests {
         let tree = Dynamic::of(&player()).unwrap();
         assert_eq!(tree.get("name").and_then(Dynamic::as_str), Some("ada"));
         assert_eq!(tree.get("level").and_then(Dynamic::as_int), Some(7));
-        assert_eq!(tree.field::<Option<Option<u32>>>("best").unwrap(), Some(None));
+        assert_eq!(
+            tree.field::<Option<Option<u32>>>("best").unwrap(),
+            Some(None)
+        );
         assert_eq!(tree.field::<u64>("level").unwrap(), 7);
         let err = tree.field::<u32>("missing").unwrap_err();
         assert!(err.to_string().contains("`missing`"), "{err}");
@@ -428,7 +428,10 @@ mod tests {
 
     #[test]
     fn as_f64_only_when_exact() {
-        assert_eq!(Dynamic::Int(1 << 53).as_f64(), Some(9_007_199_254_740_992.0));
+        assert_eq!(
+            Dynamic::Int(1 << 53).as_f64(),
+            Some(9_007_199_254_740_992.0)
+        );
         assert_eq!(Dynamic::Int((1 << 53) + 1).as_f64(), None);
         assert_eq!(Dynamic::F32(0.5).as_f64(), Some(0.5));
     }

@@ -4,9 +4,7 @@
 
 use grove::Dynamic;
 use grove::state::{FieldReport, Migration, StateFormat};
-use grove_runtime::{
-    Engine, EngineEvent, Error, LoadedModule, LossyPolicy, Reloaded, StatePolicy,
-};
+use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, LossyPolicy, Reloaded, StatePolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::support::{counter, counter_state, frame, scratch_dir};
@@ -46,7 +44,11 @@ fn a_same_schema_reload_reports_nothing_changed() {
 fn an_added_field_is_reported_as_taking_its_default() {
     let (_, reloaded) = reload_v1_into("added");
     let report = report(reloaded.as_ref().unwrap());
-    let added: Vec<_> = report.added.iter().map(|a| (a.path.as_str(), a.count)).collect();
+    let added: Vec<_> = report
+        .added
+        .iter()
+        .map(|a| (a.path.as_str(), a.count))
+        .collect();
     assert_eq!(added, [("label", 1)]);
     assert!(report.removed.is_empty() && report.renamed.is_empty() && !report.is_lossy());
 }
@@ -74,7 +76,10 @@ fn a_renamed_field_gets_an_alias_suggestion() {
         .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
         .collect();
     assert_eq!(renamed, [("name", "title", false)]);
-    assert!(report.added.is_empty() && report.removed.is_empty(), "{report}");
+    assert!(
+        report.added.is_empty() && report.removed.is_empty(),
+        "{report}"
+    );
     let line = EngineEvent::Reloaded(reloaded.clone()).to_string();
     assert!(
         line.contains("probably renamed `name` -> `title`")
@@ -172,11 +177,19 @@ fn lossy_numbers_refused_by_policy_leave_the_running_state_exact() {
     assert_eq!(state.speed.to_bits(), 1e300f64.to_bits(), "untouched");
     assert_eq!(state.big, TWO_53_PLUS_1);
     run(&mut module, 0..1);
-    assert_eq!(state_of::<Floats>(&mut module).count, 8, "the old version runs");
+    assert_eq!(
+        state_of::<Floats>(&mut module).count,
+        8,
+        "the old version runs"
+    );
 }
 
 /// An engine (unpaced, not watching) on a private copy of `variant` at `dir/libcounter.so`.
-fn engine_on(dir: &std::path::Path, variant: &str, builder: grove_runtime::EngineBuilder) -> Engine {
+fn engine_on(
+    dir: &std::path::Path,
+    variant: &str,
+    builder: grove_runtime::EngineBuilder,
+) -> Engine {
     let path = dir.join("libcounter.so");
     std::fs::copy(counter(variant), &path).unwrap();
     let mut engine = builder.target_fps(0.0).watch_files(false).build().unwrap();
@@ -195,7 +208,11 @@ fn replace_library(dir: &std::path::Path, variant: &str) {
 #[test]
 fn the_engine_applies_its_lossy_policy() {
     let dir = scratch_dir();
-    let mut engine = engine_on(&dir, "floats", Engine::builder().lossy_state(LossyPolicy::Refuse));
+    let mut engine = engine_on(
+        &dir,
+        "floats",
+        Engine::builder().lossy_state(LossyPolicy::Refuse),
+    );
     let events = engine.subscribe();
     let floats = Floats {
         speed: 0.1,
@@ -204,8 +221,16 @@ fn the_engine_applies_its_lossy_policy() {
     engine.set_module_state("counter", &floats).unwrap();
     replace_library(&dir, "narrowed");
     let err = engine.reload("counter").unwrap_err();
-    assert!(err.to_string().contains("`speed`: 1e-1 (f64) -> 1e-1 (f32)"), "{err}");
-    assert!(events.try_iter().any(|e| matches!(e, EngineEvent::ReloadRefused { .. })));
+    assert!(
+        err.to_string()
+            .contains("`speed`: 1e-1 (f64) -> 1e-1 (f32)"),
+        "{err}"
+    );
+    assert!(
+        events
+            .try_iter()
+            .any(|e| matches!(e, EngineEvent::ReloadRefused { .. }))
+    );
     let state: Floats = engine.module_state("counter").unwrap();
     assert_eq!(state.speed.to_bits(), 0.1f64.to_bits());
 }
@@ -217,16 +242,23 @@ fn another_type_sharing_no_field_is_refused_unless_allowed() {
     let Error::ReloadRefused { source, .. } = &err else {
         panic!("{err:?}")
     };
-    assert!(matches!(**source, Error::UnrelatedState { .. }), "{source:?}");
+    assert!(
+        matches!(**source, Error::UnrelatedState { .. }),
+        "{source:?}"
+    );
     let message = err.to_string();
     assert!(
-        message.contains("(type `Tally`) shares no field with the running one's state (type `Counter`)")
-            && message.contains("add #[serde(alias = \"name\")] to `note`")
+        message.contains(
+            "(type `Tally`) shares no field with the running one's state (type `Counter`)"
+        ) && message.contains("add #[serde(alias = \"name\")] to `note`")
             && message.contains("Engine::reload_fresh"),
         "{message}"
     );
     let state = counter_state(&mut module);
-    assert_eq!((state.count, state.total, state.name.as_str()), (3, 3, "v1"));
+    assert_eq!(
+        (state.count, state.total, state.name.as_str()),
+        (3, 3, "v1")
+    );
 
     module.set_state_policy(StatePolicy {
         allow_unrelated: true,
@@ -250,7 +282,11 @@ fn another_type_sharing_no_field_is_refused_unless_allowed() {
 fn a_version_bump_calls_migrate_with_the_old_values() {
     let (mut module, reloaded) = reload_v1_into("versioned");
     let reloaded = reloaded.unwrap();
-    assert_eq!(reloaded.format, StateFormat::SelfDescribing, "not positional");
+    assert_eq!(
+        reloaded.format,
+        StateFormat::SelfDescribing,
+        "not positional"
+    );
     assert_eq!(module.header().state_version, Some(2));
     let migrated = report(&reloaded).migrated.clone().expect("migrated");
     assert_eq!(
@@ -301,7 +337,10 @@ fn migrate_reads_a_state_that_does_not_read_by_field_name() {
         total: u64,
     }
     let state: StringCount = state_of(&mut module);
-    assert_eq!((state.count.as_str(), state.total), ("3 (from version 1)", 3));
+    assert_eq!(
+        (state.count.as_str(), state.total),
+        ("3 (from version 1)", 3)
+    );
 }
 
 #[test]
@@ -316,12 +355,18 @@ fn reload_fresh_keeps_the_old_state_in_a_file_that_restores() {
 
     let reloaded = engine.reload_fresh("counter").unwrap();
     let file = reloaded.old_state.clone().expect("the old state's file");
-    assert!(file.starts_with(state_dir.canonicalize().unwrap()), "{}", file.display());
     assert!(
-        EngineEvent::Reloaded(reloaded).to_string().contains(&format!(
-            "started from its default state; the old state was written to {}",
-            file.display()
-        ))
+        file.starts_with(state_dir.canonicalize().unwrap()),
+        "{}",
+        file.display()
+    );
+    assert!(
+        EngineEvent::Reloaded(reloaded)
+            .to_string()
+            .contains(&format!(
+                "started from its default state; the old state was written to {}",
+                file.display()
+            ))
     );
     #[derive(Deserialize)]
     struct Fresh {
@@ -340,7 +385,10 @@ fn reload_fresh_keeps_the_old_state_in_a_file_that_restores() {
     engine.reload_fresh("counter").unwrap();
     engine.set_module_state("counter", &old).unwrap();
     let state: crate::support::CounterState = engine.module_state("counter").unwrap();
-    assert_eq!((state.count, state.total, state.name.as_str()), (3, 3, "v1"));
+    assert_eq!(
+        (state.count, state.total, state.name.as_str()),
+        (3, 3, "v1")
+    );
     engine.shutdown().unwrap();
 }
 
@@ -378,6 +426,9 @@ fn a_snapshot_restored_into_a_changed_version_is_reported() {
     assert_eq!(report.lossy_total, 1, "{report}");
     assert_eq!(report.lossy[0].path, "speed");
     let state: Narrowed = engine.module_state("counter").unwrap();
-    assert_eq!((state.count, state.speed.to_bits()), (4, f32::INFINITY.to_bits()));
+    assert_eq!(
+        (state.count, state.speed.to_bits()),
+        (4, f32::INFINITY.to_bits())
+    );
     engine.shutdown().unwrap();
 }

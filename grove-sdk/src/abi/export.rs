@@ -346,13 +346,12 @@ macro_rules! __grove_export {
     ) => {
         #[unsafe(export_name = $header_symbol)]
         #[used]
-        pub static __GROVE_MODULE_HEADER: $crate::abi::ModuleHeader =
-            $crate::__private::header(
-                $name,
-                $type_name,
-                cfg!(panic = "unwind"),
-                <$ty as $crate::__private::ModuleVersion>::VERSION,
-            );
+        pub static __GROVE_MODULE_HEADER: $crate::abi::ModuleHeader = $crate::__private::header(
+            $name,
+            $type_name,
+            cfg!(panic = "unwind"),
+            <$ty as $crate::__private::ModuleVersion>::VERSION,
+        );
 
         /// # Safety
         /// As for [`grove::abi::CreateFn`].
