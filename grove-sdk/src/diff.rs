@@ -75,8 +75,9 @@ impl<'a> Walk<'a> {
                 let (at, pat) = (path.len(), pattern.len());
                 pattern.push_str("[*]");
                 for (i, (o, n)) in o.iter().zip(n).enumerate() {
+                    use std::fmt::Write;
                     path.truncate(at);
-                    path.push_str(&format!("[{i}]"));
+                    let _ = write!(path, "[{i}]");
                     self.both(o, n, path, pattern);
                 }
                 path.truncate(at);
@@ -129,25 +130,26 @@ impl<'a> Walk<'a> {
             }
         };
         let mut matched = vec![false; new.len()];
-        let parent = pattern[..pat].to_owned();
+        let root = at == 0;
         for (key, value) in old {
-            let (segment, segment_pattern) = segments(key, pat == 0);
             match find(key) {
                 Some(i) => {
                     matched[i] = true;
-                    path.push_str(&segment);
-                    pattern.push_str(&segment_pattern);
+                    push_segments(key, root, path, pattern);
                     self.both(value, &new[i].1, path, pattern);
                     path.truncate(at);
                     pattern.truncate(pat);
                 }
-                None => self.one_sided(true, &parent, &segment_pattern, value),
+                None => {
+                    let (_, segment_pattern) = segments(key, root);
+                    self.one_sided(true, &pattern[..pat].to_owned(), &segment_pattern, value);
+                }
             }
         }
         for ((key, value), matched) in new.iter().zip(matched) {
             if !matched {
-                let (_, segment_pattern) = segments(key, pat == 0);
-                self.one_sided(false, &parent, &segment_pattern, value);
+                let (_, segment_pattern) = segments(key, root);
+                self.one_sided(false, &pattern[..pat].to_owned(), &segment_pattern, value);
             }
         }
     }
@@ -312,6 +314,30 @@ fn unrelated(old: &Dynamic, new: &Dynamic, renamed: &[RenamedField]) -> bool {
         .iter()
         .any(|r| r.kept && !r.from.contains(['.', '[']));
     !shared && !aliased
+}
+
+/// Appends [`segments`] of `key` to `path` and `pattern`, without allocating for the
+/// common keys.
+fn push_segments(key: &Dynamic, root: bool, path: &mut String, pattern: &mut String) {
+    use std::fmt::Write;
+    match key {
+        Dynamic::Str(name) => {
+            if !root {
+                path.push('.');
+                pattern.push('.');
+            }
+            path.push_str(name);
+            pattern.push_str(name);
+        }
+        Dynamic::Int(n) => {
+            let _ = write!(path, "[{n}]");
+            pattern.push_str("[*]");
+        }
+        other => {
+            let _ = write!(path, "[{other}]");
+            pattern.push_str("[*]");
+        }
+    }
 }
 
 /// A path segment for `key`, spelled out and as a pattern: `.name` (`name` at the root)
