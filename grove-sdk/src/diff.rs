@@ -142,14 +142,14 @@ impl<'a> Walk<'a> {
                 }
                 None => {
                     let (_, segment_pattern) = segments(key, root);
-                    self.one_sided(true, &pattern[..pat].to_owned(), &segment_pattern, value);
+                    self.one_sided(true, &pattern[..pat], &segment_pattern, value);
                 }
             }
         }
         for ((key, value), matched) in new.iter().zip(matched) {
             if !matched {
                 let (_, segment_pattern) = segments(key, root);
-                self.one_sided(false, &pattern[..pat].to_owned(), &segment_pattern, value);
+                self.one_sided(false, &pattern[..pat], &segment_pattern, value);
             }
         }
     }
