@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grove::{Context, Module};
-use grove_runtime::Engine;
+use grove_runtime::{Engine, StaticModule};
 
 /// Records when each frame started, as the engine reports it.
 #[derive(Debug)]
@@ -32,7 +32,9 @@ fn main() -> Result<(), grove_runtime::Error> {
     let fps: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(60.0);
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut engine = Engine::builder().target_fps(fps).build()?;
-    engine.add_static("recorder", Recorder(Arc::clone(&starts)))?;
+    // Not serde (it holds a handle): added without a state type.
+    let recorder = StaticModule::stateless("recorder", Recorder(Arc::clone(&starts)));
+    engine.add_linked(recorder, None)?;
     let frames = (seconds * fps).round() as u64;
     engine.run_frames(frames);
     engine.shutdown()?;

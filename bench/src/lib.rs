@@ -369,7 +369,10 @@ pub fn pacing(fps: f64, seconds: f64) -> PacingFigures {
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut engine = Engine::builder().target_fps(fps).build().unwrap();
     engine
-        .add_static("recorder", Recorder(Arc::clone(&starts)))
+        .add_linked(
+            grove_runtime::StaticModule::stateless("recorder", Recorder(Arc::clone(&starts))),
+            None,
+        )
         .unwrap();
     engine.run_frames((seconds * fps).round() as u64);
     engine.shutdown().unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use grove::{Context, Module};
-use grove_runtime::{Engine, Strategy};
+use grove_runtime::{Engine, StaticModule, Strategy};
 
 const CPU_MODULES: usize = 8;
 const CPU_MODULE_COST: Duration = Duration::from_millis(2);
@@ -86,7 +86,9 @@ fn engine<M: Module + Default>(strategy: Strategy, modules: usize) -> Engine {
         .build()
         .unwrap();
     for i in 0..modules {
-        engine.add_static(format!("m{i}"), M::default()).unwrap();
+        engine
+            .add_linked(StaticModule::stateless(format!("m{i}"), M::default()), None)
+            .unwrap();
     }
     engine.step(); // threads started, first-frame costs paid
     engine

@@ -738,14 +738,22 @@ impl Engine {
     }
 
     /// Adds a module linked into the host (its crate used as an rlib). It runs through the
-    /// same [`Module`] trait, without the C ABI; it is never reloaded.
-    pub fn add_static<M: Module>(&mut self, name: impl Into<String>, module: M) -> Result<()> {
+    /// same [`Module`] trait, without the C ABI; it is never reloaded. Its state is read
+    /// and replaced as a loaded module's ([`Engine::module_state`],
+    /// [`Engine::set_module_state`]): every `#[grove::module]` type is serde. A module
+    /// type that is not (a host-side module holding handles) is added with
+    /// [`Engine::add_linked`] and [`StaticModule::stateless`].
+    pub fn add_static<M: Module + Serialize + DeserializeOwned>(
+        &mut self,
+        name: impl Into<String>,
+        module: M,
+    ) -> Result<()> {
         self.add_linked(StaticModule::new(name, module), None)
     }
 
     /// As [`Engine::add_static`], running the module under `strategy` rather than the
     /// engine's default system.
-    pub fn add_static_with<M: Module>(
+    pub fn add_static_with<M: Module + Serialize + DeserializeOwned>(
         &mut self,
         name: impl Into<String>,
         module: M,
@@ -757,7 +765,7 @@ impl Engine {
     /// As [`Engine::add_static`], for a module that takes a config: its config file's
     /// ([`Engine::config_file`]) or its defaults, before its `init`; then
     /// [`Engine::configure`] and the file's saves, as for a loaded module.
-    pub fn add_static_configured<M: Configure>(
+    pub fn add_static_configured<M: Configure + Serialize + DeserializeOwned>(
         &mut self,
         name: impl Into<String>,
         module: M,
@@ -767,7 +775,9 @@ impl Engine {
         self.add_linked(StaticModule::configured(name, module), None)
     }
 
-    fn add_linked(&mut self, mut module: StaticModule, strategy: Option<Strategy>) -> Result<()> {
+    /// Adds a module linked into the host, made with any of [`StaticModule`]'s
+    /// constructors, under `strategy` (`None`: the engine's default system).
+    pub fn add_linked(&mut self, mut module: StaticModule, strategy: Option<Strategy>) -> Result<()> {
         let name = module.name().to_owned();
         self.check_new_name(&name)?;
         if let Some(watchdog) = &self.watchdog {
@@ -926,16 +936,10 @@ impl Engine {
         }
     }
 
-    /// The state of loaded module `name`, decoded into `T` by field name (so `T` may hold
-    /// only the fields you need).
+    /// The state of module `name` (loaded or static), decoded into `T` by field name (so
+    /// `T` may hold only the fields you need).
     pub fn module_state<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
-        let hosted = self.find_mut(name)?;
-        let Some(module) = hosted.loaded_mut() else {
-            return Err(Error::NotReloadable {
-                module: name.to_owned(),
-            });
-        };
-        let bytes = module.save_state()?;
+        let bytes = self.find_mut(name)?.save_state()?;
         grove::state::load(&bytes, grove::state::StateFormat::SelfDescribing).map_err(|e| {
             Error::State {
                 module: name.to_owned(),
@@ -944,10 +948,11 @@ impl Engine {
         })
     }
 
-    /// Replaces the state of loaded module `name` with `state`, between two frames: any
-    /// serde value, decoded by the module by field name as a reload between versions
-    /// would (fields `state` does not have take their default). A state the module cannot
-    /// read is refused with the field named, and the module keeps the state it had.
+    /// Replaces the state of module `name` (loaded or static) with `state`, between two
+    /// frames: any serde value, decoded by the module by field name as a reload between
+    /// versions would (fields `state` does not have take their default). A state the
+    /// module cannot read is refused with the field named, and the module keeps the state
+    /// it had.
     ///
     /// ```no_run
     /// # fn f(engine: &mut grove_runtime::Engine) -> grove_runtime::Result<()> {
@@ -958,11 +963,6 @@ impl Engine {
     /// ```
     pub fn set_module_state<T: Serialize>(&mut self, name: &str, state: &T) -> Result<()> {
         let hosted = self.find_mut(name)?;
-        let Some(module) = hosted.loaded_mut() else {
-            return Err(Error::NotReloadable {
-                module: name.to_owned(),
-            });
-        };
         let bytes =
             grove::state::save(state, grove::state::StateFormat::SelfDescribing).map_err(|e| {
                 Error::State {
@@ -970,7 +970,7 @@ impl Engine {
                     message: e.to_string(),
                 }
             })?;
-        module.load_state(&bytes)
+        hosted.load_state(&bytes)
     }
 
     /// Applies what arrived since the last frame: build outcomes, new library files (as many

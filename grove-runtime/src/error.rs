@@ -309,13 +309,34 @@ pub enum Error {
         module: String,
     },
 
-    /// The module is linked into the host: it has no library to reload or state to save.
-    #[error(
-        "module `{module}` is linked statically: it cannot be reloaded and its state is the host's own value"
-    )]
+    /// The module is linked into the host: it has no library to reload.
+    #[error("module `{module}` is linked statically: it has no library to reload")]
     NotReloadable {
         /// The module.
         module: String,
+    },
+
+    /// The module is linked into the host without its state type
+    /// ([`StaticModule::stateless`](crate::StaticModule::stateless)): its state cannot be
+    /// read or replaced.
+    #[error(
+        "module `{module}` was added without its state type (`StaticModule::stateless`): its state cannot be read or set; add it with `Engine::add_static`, which takes any serde module (every `#[grove::module]` type is one)"
+    )]
+    NoState {
+        /// The module.
+        module: String,
+    },
+
+    /// A static module's state could not be saved, or a state given to it did not decode;
+    /// its state is unchanged.
+    #[error("module `{module}` failed in {call}: {message}; its state is unchanged")]
+    StateFailed {
+        /// The module.
+        module: String,
+        /// [`Call::SaveState`] or [`Call::LoadState`].
+        call: Call,
+        /// What the state code said, naming the field.
+        message: String,
     },
 
     /// A module's state could not be decoded into the type asked for.

@@ -243,6 +243,23 @@ impl HostedModule {
         Some(result)
     }
 
+    /// The state, encoded by field name, static or loaded.
+    pub(crate) fn save_state(&mut self) -> Result<Vec<u8>> {
+        match &mut self.kind {
+            Kind::Static(m) => m.save_state(),
+            Kind::Loaded(m) => m.save_state(),
+        }
+    }
+
+    /// Replaces the state with `state`, encoded by field name; on error the module keeps
+    /// the state it had.
+    pub(crate) fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        match &mut self.kind {
+            Kind::Static(m) => m.load_state(state),
+            Kind::Loaded(m) => m.load_state(state),
+        }
+    }
+
     pub(crate) fn loaded_mut(&mut self) -> Option<&mut LoadedModule> {
         match &mut self.kind {
             Kind::Loaded(m) => Some(m),

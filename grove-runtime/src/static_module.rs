@@ -1,11 +1,16 @@
 //! [`StaticModule`]: a module type linked into the host (its crate used as an rlib), run
 //! through the same [`Module`] trait as a loaded one, with no C ABI, no copy of the state
-//! and no serialisation. Meant for release builds, where nothing is reloaded.
+//! and no serialisation on the frame path. Meant for release builds, where nothing is
+//! reloaded. Its state can still be read and replaced by the host, through the same
+//! self-describing encoding and checks as a loaded module's.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use grove::abi::{ConfigApplied, ConfigIssue, FrameInfo};
+use grove::state::{self, StateError, StateFormat};
 use grove::{Configure, Context, Module};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use std::sync::Arc;
@@ -27,10 +32,36 @@ pub struct StaticModule {
 /// How a module added with its config takes one: `grove::config::apply` for its type.
 type ConfigureFn<M> = fn(&mut M, &Value, Option<&Value>) -> Result<ConfigApplied, ConfigIssue>;
 
-/// A module value, and how it takes a config when it was added with one.
+/// How a module added with its state type saves its state by field name, and decodes a
+/// new one (the module's own `restore`, as in a loaded module's `load_state`).
+struct StateFns<M> {
+    save: fn(&M) -> Result<Vec<u8>, StateError>,
+    restore: fn(&[u8]) -> Result<M, StateError>,
+}
+
+fn save_as<M: Serialize>(module: &M) -> Result<Vec<u8>, StateError> {
+    state::save(module, StateFormat::SelfDescribing)
+}
+
+fn restore_as<M: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<M, StateError> {
+    state::restore(bytes, StateFormat::SelfDescribing)
+}
+
+impl<M: Serialize + DeserializeOwned> StateFns<M> {
+    fn of() -> Option<Self> {
+        Some(Self {
+            save: save_as::<M>,
+            restore: restore_as::<M>,
+        })
+    }
+}
+
+/// A module value, how it takes a config when it was added with one, and how its state
+/// is saved and replaced when it was added with its state type.
 struct Linked<M> {
     module: M,
     configure: Option<ConfigureFn<M>>,
+    state: Option<StateFns<M>>,
 }
 
 /// [`Linked`] with its type erased.
@@ -43,6 +74,11 @@ trait AnyLinked: Send {
         given: &Value,
         base: Option<&Value>,
     ) -> Option<Result<ConfigApplied, ConfigIssue>>;
+    /// The state, by field name; `None` for a module added without its state type.
+    fn save_state(&self) -> Option<Result<Vec<u8>, StateError>>;
+    /// Replaces the state with `bytes` (by field name) when they decode; `None` for a
+    /// module added without its state type.
+    fn load_state(&mut self, bytes: &[u8]) -> Option<Result<(), StateError>>;
 }
 
 impl<M: Module> AnyLinked for Linked<M> {
@@ -59,6 +95,13 @@ impl<M: Module> AnyLinked for Linked<M> {
     ) -> Option<Result<ConfigApplied, ConfigIssue>> {
         self.configure
             .map(|configure| configure(&mut self.module, given, base))
+    }
+    fn save_state(&self) -> Option<Result<Vec<u8>, StateError>> {
+        self.state.as_ref().map(|fns| (fns.save)(&self.module))
+    }
+    fn load_state(&mut self, bytes: &[u8]) -> Option<Result<(), StateError>> {
+        let fns = self.state.as_ref()?;
+        Some((fns.restore)(bytes).map(|module| self.module = module))
     }
 }
 
@@ -81,26 +124,100 @@ impl std::fmt::Debug for StaticModule {
 
 impl StaticModule {
     /// Wraps `module` under `name`. Its `init` runs on the first call to [`StaticModule::init`].
-    pub fn new<M: Module>(name: impl Into<String>, module: M) -> Self {
+    /// Its state can be read and replaced ([`StaticModule::save_state`],
+    /// [`StaticModule::load_state`]): every `#[grove::module]` type is serde.
+    pub fn new<M: Module + Serialize + DeserializeOwned>(name: impl Into<String>, module: M) -> Self {
         Self::boxed(
             name.into(),
             Box::new(Linked {
                 module,
                 configure: None,
+                state: StateFns::of(),
             }),
         )
     }
 
     /// As [`StaticModule::new`], for a module that takes a config
     /// ([`StaticModule::configure`]).
-    pub fn configured<M: Configure>(name: impl Into<String>, module: M) -> Self {
+    pub fn configured<M: Configure + Serialize + DeserializeOwned>(
+        name: impl Into<String>,
+        module: M,
+    ) -> Self {
         Self::boxed(
             name.into(),
             Box::new(Linked {
                 module,
                 configure: Some(configure_as::<M>),
+                state: StateFns::of(),
             }),
         )
+    }
+
+    /// Wraps a module whose type is not serde (a host-side module holding handles, say):
+    /// it runs as any other, but its state cannot be read or replaced
+    /// ([`Error::NoState`]).
+    pub fn stateless<M: Module>(name: impl Into<String>, module: M) -> Self {
+        Self::boxed(
+            name.into(),
+            Box::new(Linked {
+                module,
+                configure: None,
+                state: None,
+            }),
+        )
+    }
+
+    /// The state, encoded by field name (as [`LoadedModule::save_state`](crate::LoadedModule::save_state)
+    /// encodes a loaded module's). A panic in the type's `Serialize` is returned, and does
+    /// not fault the module.
+    pub fn save_state(&mut self) -> Result<Vec<u8>> {
+        let linked = &*self.module;
+        let _call = self.calls.enter(Call::SaveState);
+        let outcome = catch_unwind(AssertUnwindSafe(|| linked.save_state()))
+            .map_err(|payload| self.panicked(Call::SaveState, &*payload))?;
+        match outcome {
+            None => Err(self.no_state()),
+            Some(saved) => saved.map_err(|e| self.state_failed(Call::SaveState, e)),
+        }
+    }
+
+    /// Replaces the state with `state`, encoded by field name, as
+    /// [`LoadedModule::load_state`](crate::LoadedModule::load_state) does: fields `state`
+    /// lacks take their default, and a state that does not decode (or a panic in the
+    /// type's `Deserialize`) is an error naming the field, with the module's state
+    /// unchanged.
+    pub fn load_state(&mut self, state: &[u8]) -> Result<()> {
+        let linked = &mut *self.module;
+        let _call = self.calls.enter(Call::LoadState);
+        let outcome = catch_unwind(AssertUnwindSafe(|| linked.load_state(state)))
+            .map_err(|payload| self.panicked(Call::LoadState, &*payload))?;
+        match outcome {
+            None => Err(self.no_state()),
+            Some(loaded) => loaded.map_err(|e| self.state_failed(Call::LoadState, e)),
+        }
+    }
+
+    fn panicked(&self, call: Call, payload: &(dyn std::any::Any + Send)) -> Error {
+        Error::Panicked {
+            module: self.name.clone(),
+            path: None,
+            call,
+            message: crate::error::panic_message(payload),
+        }
+    }
+
+    fn no_state(&self) -> Error {
+        Error::NoState {
+            module: self.name.clone(),
+        }
+    }
+
+    fn state_failed(&self, call: Call, error: StateError) -> Error {
+        Error::StateFailed {
+            module: self.name.clone(),
+            call,
+            message: error.to_string(),
+        }
     }
 
     fn boxed(name: String, module: Box<dyn AnyLinked>) -> Self {

@@ -303,8 +303,10 @@ fn a_frame_far_over_its_budget_names_the_module_that_took_it() {
         .build()
         .unwrap();
     let events = engine.subscribe();
-    engine.add_static("quick", crate::support::Quick).unwrap();
-    engine.add_static("slow", Slow).unwrap();
+    let quick = grove_runtime::StaticModule::stateless("quick", crate::support::Quick);
+    engine.add_linked(quick, None).unwrap();
+    let slow = grove_runtime::StaticModule::stateless("slow", Slow);
+    engine.add_linked(slow, None).unwrap();
     engine.run_frames(4);
     let slow = events
         .try_iter()

@@ -244,12 +244,15 @@ fn sigterm_stops_run_gracefully() {
     let shut_down = Arc::new(AtomicBool::new(false));
     let mut engine = unpaced_engine();
     engine
-        .add_static(
-            "terminator",
-            Terminator {
-                frames: Arc::clone(&frames),
-                shut_down: Arc::clone(&shut_down),
-            },
+        .add_linked(
+            grove_runtime::StaticModule::stateless(
+                "terminator",
+                Terminator {
+                    frames: Arc::clone(&frames),
+                    shut_down: Arc::clone(&shut_down),
+                },
+            ),
+            None,
         )
         .unwrap();
     engine

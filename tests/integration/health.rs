@@ -2,7 +2,7 @@
 //! module, the engine's figures next to them, JSON, and the report after `run` returns.
 
 use grove::HealthStatus;
-use grove_runtime::{Engine, EngineEvent};
+use grove_runtime::{Engine, EngineEvent, StaticModule};
 use serde_json::json;
 
 use crate::support::{Quick, counter, tuned, unpaced_engine};
@@ -12,7 +12,9 @@ fn a_module_reports_degraded_and_failed_and_a_change_is_an_event() {
     let mut engine = unpaced_engine();
     let events = engine.subscribe();
     engine.load_module(tuned("v1")).unwrap();
-    engine.add_static("quick", Quick).unwrap();
+    engine
+        .add_linked(StaticModule::stateless("quick", Quick), None)
+        .unwrap();
     engine.run_frames(3);
     let report = engine.health();
     assert_eq!(report.worst(), HealthStatus::Healthy);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use grove_runtime::{Engine, EngineEvent, Error, Unmapped};
+use grove_runtime::{Engine, EngineEvent, Error, StaticModule, Unmapped};
 
 use crate::support::{Quick, counter, frame, unpaced_engine};
 
@@ -32,7 +32,9 @@ fn an_unloaded_module_is_gone_and_can_be_loaded_again() {
     let mut engine = Engine::builder().target_fps(0.0).build().unwrap(); // watching its file
     let events = engine.subscribe();
     engine.load_module(counter("v1")).unwrap();
-    engine.add_static("quick", Quick).unwrap();
+    engine
+        .add_linked(StaticModule::stateless("quick", Quick), None)
+        .unwrap();
     engine.run_frames(4);
     let unmapped = engine.unload("counter").unwrap();
     assert_eq!(unmapped, Some(Unmapped::Yes), "its library left memory");

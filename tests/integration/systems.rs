@@ -11,7 +11,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use grove::{Context, Module};
-use grove_runtime::{Engine, EngineEvent, Strategy, Unmapped};
+use grove_runtime::{Engine, EngineEvent, StaticModule, Strategy, Unmapped};
 
 use crate::support::{CounterState, counter, scratch_dir};
 
@@ -74,8 +74,12 @@ fn add_probes(
             };
             let name = format!("probe-{i}");
             match strategies[i % strategies.len()] {
-                Some(strategy) => engine.add_static_with(name, probe, strategy).unwrap(),
-                None => engine.add_static(name, probe).unwrap(),
+                Some(strategy) => engine
+                    .add_linked(StaticModule::stateless(name, probe), Some(strategy))
+                    .unwrap(),
+                None => engine
+                    .add_linked(StaticModule::stateless(name, probe), None)
+                    .unwrap(),
             }
             count
         })
@@ -189,14 +193,16 @@ fn per_module_strategies_are_reported_and_can_change_between_frames() {
     // Added between frames: runs from the next frame on.
     let late = Arc::new(AtomicU64::new(0));
     engine
-        .add_static_with(
-            "late",
-            Probe {
-                count: Arc::clone(&late),
-                shared: Shared::default(),
-                of: 1,
-            },
-            Strategy::Threaded,
+        .add_linked(
+            StaticModule::stateless(
+                "late",
+                Probe {
+                    count: Arc::clone(&late),
+                    shared: Shared::default(),
+                    of: 1,
+                },
+            ),
+            Some(Strategy::Threaded),
         )
         .unwrap();
     engine.run_frames(3);
@@ -347,11 +353,14 @@ fn a_panicking_module_on_a_worker_thread_is_contained() {
         engine.load_module(counter("panic_process")).unwrap();
         let boom_thread = Arc::new(Mutex::new(None));
         engine
-            .add_static(
-                "boom",
-                Boom {
-                    thread: Arc::clone(&boom_thread),
-                },
+            .add_linked(
+                StaticModule::stateless(
+                    "boom",
+                    Boom {
+                        thread: Arc::clone(&boom_thread),
+                    },
+                ),
+                None,
             )
             .unwrap();
         engine

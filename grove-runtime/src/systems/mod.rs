@@ -138,7 +138,7 @@ pub(crate) mod testing {
                     log: Arc::clone(log),
                     panic_at: (panicking == Some(number)).then_some(1),
                 };
-                HostedModule::new(Kind::Static(StaticModule::new(
+                HostedModule::new(Kind::Static(StaticModule::stateless(
                     format!("probe-{number}"),
                     probe,
                 )))
@@ -242,7 +242,7 @@ mod tests {
                 for strategy in Strategy::ALL {
                     let mut modules: Vec<HostedModule> = (0..2)
                         .map(|i| {
-                            HostedModule::new(Kind::Static(StaticModule::new(
+                            HostedModule::new(Kind::Static(StaticModule::stateless(
                                 format!("deep-{i}"),
                                 Deep,
                             )))

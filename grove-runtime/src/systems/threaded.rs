@@ -410,7 +410,7 @@ mod tests {
             let log = Log::default();
             let mut modules: Vec<HostedModule> = (0..3)
                 .map(|i| {
-                    HostedModule::new(Kind::Static(StaticModule::new(
+                    HostedModule::new(Kind::Static(StaticModule::stateless(
                         format!("slow-{i}"),
                         Slow(Arc::clone(&log)),
                     )))
