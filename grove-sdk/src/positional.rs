@@ -48,11 +48,38 @@ type Result<T, E = PositionalError> = std::result::Result<T, E>;
 /// bump it with any change to how a value is written.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-/// Encodes `value`.
+/// Encodes `value`, in a buffer of exactly its size: a first pass only counts the bytes.
+///
+/// Counting costs a walk of the value that writes nothing; growing the buffer instead
+/// would copy it at every doubling, touch fresh pages each time and leave up to twice the
+/// state allocated, which is most of a big state's save (16 MiB: 8.5 ms grown, see
+/// BENCHMARKS.md).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
+    let mut size = Size(0);
+    value.serialize(&mut Writer { out: &mut size })?;
+    let mut out = Vec::with_capacity(size.0);
     value.serialize(&mut Writer { out: &mut out })?;
     Ok(out)
+}
+
+/// A sink that only counts the bytes written to it.
+struct Size(usize);
+
+impl Sink for Size {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.0 += bytes.len();
+        Ok(())
+    }
+
+    fn len_slot(&mut self) -> Result<usize> {
+        self.0 += 8;
+        Ok(0)
+    }
+
+    fn fill_len(&mut self, _at: usize, _len: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Encodes `value` at the end of `out`, reusing its allocation.
@@ -1198,6 +1225,22 @@ mod tests {
             unit: (),
             newtype: Meters(0.0),
         }
+    }
+
+    #[test]
+    fn the_buffer_is_exactly_the_state() {
+        // No slack left by growth: a big state costs its size once, not up to twice.
+        let value = (
+            vec![7u64; 100_003],
+            BTreeMap::from([(String::from("k"), vec![Some(1u8), None])]),
+            "tail",
+        );
+        let bytes = to_vec(&value).unwrap();
+        assert_eq!(bytes.capacity(), bytes.len());
+        assert_eq!(bytes.len(), 8 + 100_003 * 8 + 8 + (8 + 1) + 8 + 2 + 1 + 8 + 4);
+        let back: (Vec<u64>, BTreeMap<String, Vec<Option<u8>>>, String) =
+            from_slice(&bytes).unwrap();
+        assert_eq!((back.0, back.1, &*back.2), (value.0, value.1, value.2));
     }
 
     #[test]
