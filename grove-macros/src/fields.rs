@@ -41,11 +41,19 @@ const LEFT_TO_SERDE: &[&str] = &[
 /// A field whose type names the struct itself is left to serde too: a bound on it would
 /// make the struct's `Serialize` depend on itself, which rustc cannot prove.
 pub(crate) fn state_fields(item: &ItemStruct) -> Vec<StateField<'_>> {
-    item.fields
-        .iter()
+    state_fields_in(item.fields.iter(), &item.ident)
+}
+
+/// As [`state_fields`], among `fields` (those of a struct, or of every variant of an
+/// enum, in order: `index` counts them all) of the type named `ident`.
+pub(crate) fn state_fields_in<'a>(
+    fields: impl Iterator<Item = &'a syn::Field>,
+    ident: &syn::Ident,
+) -> Vec<StateField<'a>> {
+    fields
         .enumerate()
         .filter(|(_, field)| !field.attrs.iter().any(left_to_serde))
-        .filter(|(_, field)| !names(field.ty.to_token_stream(), &item.ident))
+        .filter(|(_, field)| !names(field.ty.to_token_stream(), ident))
         .map(|(index, field)| StateField {
             index,
             ty: &field.ty,
@@ -54,9 +62,14 @@ pub(crate) fn state_fields(item: &ItemStruct) -> Vec<StateField<'_>> {
                 .iter()
                 .filter(|a| a.path().is_ident("cfg"))
                 .collect(),
-            span: last_ident(field.ty.to_token_stream()).unwrap_or_else(|| field.ty.span()),
+            span: type_span(&field.ty),
         })
         .collect()
+}
+
+/// Where errors about a field's type point: its last name.
+pub(crate) fn type_span(ty: &Type) -> Span {
+    last_ident(ty.to_token_stream()).unwrap_or_else(|| ty.span())
 }
 
 /// Whether `attr` changes how serde handles its field (or might: a `cfg_attr` can hide a

@@ -9,6 +9,7 @@ mod expand;
 mod fallback;
 mod fields;
 mod parse;
+mod state;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -18,4 +19,11 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn module(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::module(attr.into(), item.into()).into()
+}
+
+/// Marks a type nested in a module's state: serde through grove, with defaults. See
+/// `grove::state`'s documentation in grove-sdk.
+#[proc_macro_attribute]
+pub fn state(attr: TokenStream, item: TokenStream) -> TokenStream {
+    state::state(attr.into(), item.into()).into()
 }

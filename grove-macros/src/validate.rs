@@ -87,6 +87,11 @@ fn generics(item: &ItemStruct, errors: &mut Errors) -> bool {
 
 /// The attribute derives serde's traits itself.
 fn derives(attrs: &[Attribute], errors: &mut Errors) -> bool {
+    derives_of(attrs, "#[grove::module]", errors)
+}
+
+/// `attribute` (`#[grove::module]`, `#[grove::state]`) derives serde's traits itself.
+pub(crate) fn derives_of(attrs: &[Attribute], attribute: &str, errors: &mut Errors) -> bool {
     let mut ok = true;
     for attr in attrs.iter().filter(|a| a.path().is_ident("derive")) {
         // A derive list that does not parse is rustc's to report.
@@ -96,7 +101,7 @@ fn derives(attrs: &[Attribute], errors: &mut Errors) -> bool {
                 ok = false;
                 errors.push_spanned(
                     &meta.path,
-                    format!("#[grove::module] derives {name} itself: remove this derive"),
+                    format!("{attribute} derives {name} itself: remove this derive"),
                 );
             }
             Ok(())

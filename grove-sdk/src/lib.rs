@@ -27,7 +27,9 @@
 //!
 //! `#[grove::module]` derives serde's `Serialize` and `Deserialize` for the struct (you do
 //! not add serde) with `#[serde(default)]`, so a field added in a new version starts at its
-//! default. A field you do not want carried across a reload is marked `#[serde(skip)]`.
+//! default. Types nested in the state are marked [`#[grove::state]`](macro@state), which
+//! does the same for them. A field you do not want carried across a reload is marked
+//! `#[serde(skip)]`.
 //! The attribute also emits the library's exports: a header the loader checks before
 //! running any code, and `create_module`. Their names are unique to the type, so several
 //! module crates can be linked statically into one release binary.
@@ -86,6 +88,63 @@ pub use config::{ConfigError, Configure};
 pub use context::Context;
 pub use dynamic::Dynamic;
 pub use grove_macros::module;
+/// Marks a struct or an enum nested in a module's state: it derives serde's `Serialize`
+/// and `Deserialize` through grove (the module crate adds no serde dependency), with
+/// defaults, so that a field the type gains in a new version takes its default instead of
+/// refusing the reload with "missing field".
+///
+/// ```
+/// use grove::prelude::*;
+///
+/// #[grove::state]
+/// #[derive(Default)]
+/// pub struct Player {
+///     pos: (f32, f32),
+///     hp: i32,
+///     // added in a later version: a state saved before it reloads with `lives: 0`
+///     lives: u8,
+/// }
+///
+/// #[grove::state]
+/// pub enum Phase {
+///     Lobby,
+///     // a field a struct variant gains takes its type's `Default`
+///     Playing { level: u8, since: u64 },
+///     Over(Option<String>),
+/// }
+///
+/// #[grove::module]
+/// #[derive(Default)]
+/// pub struct Game {
+///     player: Player,
+///     phase: Option<Phase>,
+/// }
+///
+/// impl Module for Game {
+///     fn process(&mut self, _ctx: &mut Context) {}
+/// }
+/// ```
+///
+/// - **A struct** takes `#[serde(default)]`: a field missing from the saved state takes
+///   its value from the struct's `Default` (so a hand-written `impl Default` decides what
+///   a new field starts at). The struct must implement `Default`; a missing `Default` is a
+///   compile error that says so. A struct that cannot have one is marked
+///   `#[grove::state(no_default)]`: a state saved without one of its fields then refuses
+///   the reload, naming the field, and the old version keeps running.
+/// - **An enum**: each named field of a struct variant takes its type's `Default` when it
+///   is missing (serde has no container default for enums); `no_default` turns this off.
+///   A new *variant* needs nothing: the old state never holds it.
+/// - Field types are checked as a module's are: a field whose type serde cannot save is
+///   one compile error, at the field, saying what to do.
+/// - serde's own attributes keep working (`#[serde(skip)]`, `rename`, `alias`, a field's
+///   own `default = "..."`). `#[serde(default)]` and `#[serde(crate)]` on the type are set
+///   by the attribute, and `#[derive(Serialize, Deserialize)]` too: giving them again is
+///   an error.
+/// - Options: `no_default`, `crate = "..."` (the path to grove-sdk, for a renamed
+///   dependency).
+/// - Generic types work; their serde impls take serde's usual bounds (plus `Default` for a
+///   struct), and their fields are checked where the type is used with concrete types.
+pub use grove_macros::state;
 pub use health::{Health, HealthStatus};
 pub use migrate::MigrateError;
 pub use module::Module;
@@ -125,6 +184,37 @@ pub mod __private {
 
     /// The default state, for the generated `#[serde(default = ...)]`.
     pub fn default_state<T: ModuleDefault>() -> T {
+        T::default()
+    }
+
+    /// Named in generated code (by `#[grove::state]`) so that a missing `Default`
+    /// reports what to do.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is marked `#[grove::state]` but does not implement `Default`",
+        label = "`Default` is not implemented for `{Self}`",
+        note = "a field added in a new version takes its value from the type's `Default`: add `#[derive(Default)]` or `impl Default for {Self}`",
+        note = "or write `#[grove::state(no_default)]`: a saved state missing one of its fields then refuses the reload"
+    )]
+    pub trait StateDefault: Default {}
+    impl<T: Default> StateDefault for T {}
+
+    /// The container default of a `#[grove::state]` struct.
+    pub fn state_default<T: StateDefault>() -> T {
+        T::default()
+    }
+
+    /// Named in generated code (by `#[grove::state]` on an enum) so that a field type
+    /// without `Default` reports what to do.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not implement `Default`, which a field of a `#[grove::state]` enum's struct variant takes when a saved state lacks it",
+        label = "`Default` is not implemented for `{Self}`",
+        note = "implement or derive `Default` for it, give the field `#[serde(default = \"...\")]`, or write `#[grove::state(no_default)]` on the enum"
+    )]
+    pub trait FieldDefault: Default {}
+    impl<T: Default> FieldDefault for T {}
+
+    /// The default of a field of a `#[grove::state]` enum's struct variant.
+    pub fn field_default<T: FieldDefault>() -> T {
         T::default()
     }
 
@@ -168,9 +258,9 @@ pub mod __private {
     /// Implemented by no type: requiring it is how a field serde cannot save is reported.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be kept across a reload: it does not implement serde's `Serialize` and `Deserialize`",
-        label = "the fields of a `#[grove::module]` are saved and restored with serde",
-        note = "derive them on your type with `#[derive(serde::Serialize, serde::Deserialize)]`, or enable the `serde` feature of the crate it comes from",
-        note = "or mark the field `#[serde(skip)]`: it then restarts from the module's `Default` on every reload"
+        label = "the fields of a `#[grove::module]` (and of a `#[grove::state]`) are saved and restored with serde",
+        note = "mark your own type `#[grove::state]` (serde through grove, and a field it gains later takes its default), or enable the `serde` feature of the crate it comes from",
+        note = "or mark the field `#[serde(skip)]`: it then restarts from its default on every reload"
     )]
     pub trait Reloadable {}
 }

@@ -1237,7 +1237,10 @@ mod tests {
         );
         let bytes = to_vec(&value).unwrap();
         assert_eq!(bytes.capacity(), bytes.len());
-        assert_eq!(bytes.len(), 8 + 100_003 * 8 + 8 + (8 + 1) + 8 + 2 + 1 + 8 + 4);
+        assert_eq!(
+            bytes.len(),
+            8 + 100_003 * 8 + 8 + (8 + 1) + 8 + 2 + 1 + 8 + 4
+        );
         let back: (Vec<u64>, BTreeMap<String, Vec<Option<u8>>>, String) =
             from_slice(&bytes).unwrap();
         assert_eq!((back.0, back.1, &*back.2), (value.0, value.1, value.2));

@@ -169,7 +169,13 @@ pub fn load<T: DeserializeOwned>(bytes: &[u8], format: StateFormat) -> Result<T,
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     serde_path_to_error::deserialize(crate::by_name::Untag(&mut de)).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
+        let mut message = e.into_inner().to_string();
+        if message.starts_with("missing field") {
+            message.push_str(
+                ": a type nested in a state takes a field it gains from its `Default` when it is \
+                 marked `#[grove::state]` (or the field `#[serde(default)]`)",
+            );
+        }
         if path == "." || path.is_empty() {
             StateError::Decode { format, message }
         } else {
@@ -303,6 +309,40 @@ mod tests {
         let bytes = save(&V1::default(), StateFormat::SelfDescribing).unwrap();
         let err = load::<Incompatible>(&bytes, StateFormat::SelfDescribing).unwrap_err();
         assert!(err.to_string().contains("`count`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_nested_field_suggests_grove_state() {
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Old {
+            inner: OldInner,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        struct OldInner {
+            x: u32,
+        }
+        #[derive(Deserialize, Debug, Default)]
+        #[serde(default)]
+        #[allow(dead_code)]
+        struct New {
+            inner: NewInner,
+        }
+        #[derive(Deserialize, Debug, Default)]
+        #[allow(dead_code)]
+        struct NewInner {
+            x: u32,
+            added: u8,
+        }
+        let bytes = save(&Old::default(), StateFormat::SelfDescribing).unwrap();
+        let err = load::<New>(&bytes, StateFormat::SelfDescribing).unwrap_err();
+        assert!(
+            matches!(&err, StateError::Field { path, .. } if path == "inner"),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("missing field `added`"), "{text}");
+        assert!(text.contains("#[grove::state]"), "{text}");
     }
 
     #[test]

@@ -325,6 +325,74 @@ mod game {
 }
 
 #[test]
+fn fields_added_to_nested_grove_state_types_take_their_defaults_and_nothing_else_moves() {
+    use serde::Deserialize;
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Added {
+        world: AddedWorld,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct AddedWorld {
+        turn_limit: u32,
+        phase: AddedPhase,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    enum AddedPhase {
+        Lobby,
+        Playing {
+            level: u8,
+            since: u64,
+            paused_at: Vec<u64>,
+        },
+        Over(Option<String>),
+    }
+
+    let mut module = LoadedModule::load(counter("game")).unwrap();
+    run(&mut module, 0..42);
+    let before = game::state(&mut module);
+    // Frame 41 left the game playing: a struct variant, whose new field is missing below.
+    assert_eq!(
+        before.world.phase,
+        game::Phase::Playing {
+            level: 5,
+            since: 41
+        }
+    );
+
+    // `World` (a `#[grove::state]` struct, hand-written `Default`) gained `turn_limit`,
+    // and `Phase::Playing` (a `#[grove::state]` enum) gained `paused_at`. Without the
+    // attribute this reload was refused with "missing field".
+    let reloaded = module.reload(&counter("game_added"), &frame(42)).unwrap();
+    assert_eq!(
+        reloaded.format,
+        StateFormat::SelfDescribing,
+        "the shape changed"
+    );
+    let after = game::state(&mut module);
+    assert_eq!(after, before, "every old value, every float bit, came back");
+    let bytes = module.save_state().unwrap();
+    let added: Added = rmp_serde::from_slice(&bytes).unwrap();
+    assert_eq!(
+        added,
+        Added {
+            world: AddedWorld {
+                turn_limit: 500,
+                phase: AddedPhase::Playing {
+                    level: 5,
+                    since: 41,
+                    paused_at: Vec::new(),
+                },
+            },
+        },
+        "the struct's field from the struct's `Default`, the variant's from its type's"
+    );
+
+    run(&mut module, 42..43);
+    let state = game::state(&mut module);
+    assert_eq!((state.count, state.total), (43, 43), "the new code runs");
+}
+
+#[test]
 fn a_game_state_with_nested_enums_reloads_positionally_and_exactly() {
     let mut module = LoadedModule::load(counter("game")).unwrap();
     run(&mut module, 0..40);

@@ -152,14 +152,22 @@ fn a_host_reads_and_sets_a_static_modules_state_and_a_state_it_cannot_read_chang
 fn a_static_module_added_without_its_state_type_says_so() {
     let mut engine = unpaced_engine();
     engine
-        .add_linked(StaticModule::stateless("quick", crate::support::Quick), None)
+        .add_linked(
+            StaticModule::stateless("quick", crate::support::Quick),
+            None,
+        )
         .unwrap();
-    let error = engine.module_state::<serde_json::Value>("quick").unwrap_err();
+    let error = engine
+        .module_state::<serde_json::Value>("quick")
+        .unwrap_err();
     assert!(
         matches!(&error, grove_runtime::Error::NoState { module } if module == "quick"),
         "{error:?}"
     );
     assert!(error.to_string().contains("add_static"), "{error}");
     let error = engine.set_module_state("quick", &1u8).unwrap_err();
-    assert!(matches!(error, grove_runtime::Error::NoState { .. }), "{error:?}");
+    assert!(
+        matches!(error, grove_runtime::Error::NoState { .. }),
+        "{error:?}"
+    );
 }

@@ -14,6 +14,7 @@ const COUNTER_VARIANTS: &[&str] = &[
     "v2",
     "game",
     "game_v2",
+    "game_added",
     "added",
     "removed",
     "reordered",

@@ -1,0 +1,6 @@
+#[grove::state]
+pub struct Player {
+    hp: i32,
+}
+
+fn main() {}
