@@ -5,8 +5,9 @@
 //! use grove::{Context, Module};
 //! use grove_runtime::{Engine, EngineEvent};
 //!
+//! #[grove::module]
 //! #[derive(Default)]
-//! struct Ticker {
+//! pub struct Ticker {
 //!     ticks: u64,
 //! }
 //!
@@ -25,6 +26,9 @@
 //! engine.add_static("ticker", Ticker::default())?;
 //! engine.run_frames(3);
 //! assert_eq!(engine.stats().modules[0].frames, 3);
+//! // Its state, read by field name (any serde type holding the fields you need).
+//! let state: serde_json::Value = engine.module_state("ticker")?;
+//! assert_eq!(state["ticks"], 3);
 //! assert!(matches!(events.try_recv(), Ok(EngineEvent::Loaded { .. })));
 //! engine.shutdown()?;
 //! # Ok(()) }
