@@ -777,7 +777,11 @@ impl Engine {
 
     /// Adds a module linked into the host, made with any of [`StaticModule`]'s
     /// constructors, under `strategy` (`None`: the engine's default system).
-    pub fn add_linked(&mut self, mut module: StaticModule, strategy: Option<Strategy>) -> Result<()> {
+    pub fn add_linked(
+        &mut self,
+        mut module: StaticModule,
+        strategy: Option<Strategy>,
+    ) -> Result<()> {
         let name = module.name().to_owned();
         self.check_new_name(&name)?;
         if let Some(watchdog) = &self.watchdog {

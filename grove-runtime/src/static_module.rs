@@ -126,7 +126,10 @@ impl StaticModule {
     /// Wraps `module` under `name`. Its `init` runs on the first call to [`StaticModule::init`].
     /// Its state can be read and replaced ([`StaticModule::save_state`],
     /// [`StaticModule::load_state`]): every `#[grove::module]` type is serde.
-    pub fn new<M: Module + Serialize + DeserializeOwned>(name: impl Into<String>, module: M) -> Self {
+    pub fn new<M: Module + Serialize + DeserializeOwned>(
+        name: impl Into<String>,
+        module: M,
+    ) -> Self {
         Self::boxed(
             name.into(),
             Box::new(Linked {
