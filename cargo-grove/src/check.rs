@@ -85,13 +85,18 @@ pub fn report(library: &Path, state_dir: Option<&Path>) -> Result<String> {
         },
         None => None,
     };
-    let inspection = inspect_library(library, saved.as_ref().map(|s| s.state.as_slice()))?;
+    let inspection = inspect_library(library, saved.as_ref())?;
     row(
         &mut out,
         "state",
         format!(
-            "schema {:016x}; its default is {} bytes by field name",
-            inspection.schema_fingerprint, inspection.default_state_bytes
+            "version {}, schema {:016x}; its default is {} bytes by field name",
+            header.state_version.map_or_else(
+                || "unknown (an older grove-sdk)".to_owned(),
+                |v| v.to_string()
+            ),
+            inspection.schema_fingerprint,
+            inspection.default_state_bytes
         ),
     );
     let Some(saved) = saved else {
@@ -109,11 +114,12 @@ pub fn report(library: &Path, state_dir: Option<&Path>) -> Result<String> {
         &mut out,
         "snapshot",
         format!(
-            "{}: {} bytes, saved {} ago by generation {} (grove-sdk {})",
+            "{}: {} bytes, saved {} ago by generation {} (state version {}, grove-sdk {})",
             saved.path.display(),
             saved.state.len(),
             age(saved.age),
             saved.generation,
+            saved.state_version,
             saved.sdk_version
         ),
     );
@@ -138,8 +144,16 @@ pub fn report(library: &Path, state_dir: Option<&Path>) -> Result<String> {
         },
     );
     match inspection.restore {
-        Some(Ok(())) => {
+        Some(Ok(fields)) => {
             row(&mut out, "", "it loads into this build ✓");
+            row(
+                &mut out,
+                "fields",
+                fields.map_or_else(
+                    || "no field report (the module's grove-sdk predates it)".to_owned(),
+                    |report| report.to_string(),
+                ),
+            );
             Ok(out)
         }
         Some(Err(e)) => Err(Error::CheckFailed(format!(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use grove::state::StateFormat;
+use grove::state::{FieldReport, StateFormat};
 
 use crate::error::{Error, Result};
 use crate::ffi::calls::ModuleCalls;
@@ -25,19 +25,21 @@ pub struct Inspection {
     pub schema_fingerprint: u64,
     /// Its default state, encoded by field name, in bytes.
     pub default_state_bytes: usize,
-    /// Loading the saved state given into a fresh instance: `None` when none was given.
-    pub restore: Option<Result<()>>,
+    /// Loading the saved state given into a fresh instance, with what became of its
+    /// fields (`None` from a module built with an older grove-sdk, which does not report);
+    /// `None` when no state was given.
+    pub restore: Option<Result<Option<FieldReport>>>,
     /// Whether the library left memory once inspected.
     pub unmapped: Unmapped,
 }
 
 /// Opens the module library at `path`, creates its module value (its `Default`, nothing
-/// else runs), reads its schema and, when `saved_state` is given (encoded by field name, as
-/// snapshots and [`LoadedModule::save_state`](crate::LoadedModule::save_state) hold it),
-/// loads it into that value to see whether it would carry over. Then closes it.
+/// else runs), reads its schema and, when `saved` is given, loads that state into the value
+/// as a restart would (its `migrate` hook included), to see whether it would carry over and
+/// how. Then closes it.
 ///
 /// The error is the one loading the library would give.
-pub fn inspect_library(path: impl AsRef<Path>, saved_state: Option<&[u8]>) -> Result<Inspection> {
+pub fn inspect_library(path: impl AsRef<Path>, saved: Option<&SavedState>) -> Result<Inspection> {
     let path = path.as_ref();
     crate::ffi::crash::install();
     let library = Library::load(path, &Staging::shared()?, &admit_any)?;
@@ -46,7 +48,13 @@ pub fn inspect_library(path: impl AsRef<Path>, saved_state: Option<&[u8]>) -> Re
     let mut instance = Instance::create(library, calls)?;
     let schema_fingerprint = instance.schema_fingerprint();
     let default_state_bytes = instance.save_state(StateFormat::SelfDescribing)?.len();
-    let restore = saved_state.map(|state| instance.load_state(StateFormat::SelfDescribing, state));
+    let restore = saved.map(|saved| {
+        instance.restore_state(
+            StateFormat::SelfDescribing,
+            &saved.state,
+            saved.state_version,
+        )
+    });
     let (_, unmapped) = instance.retire();
     Ok(Inspection {
         header,
@@ -71,6 +79,9 @@ pub struct SavedState {
     pub schema_fingerprint: u64,
     /// The generation that was running.
     pub generation: u64,
+    /// The version of the module's state (`#[grove::module(version = N)]`); 0 when
+    /// unknown.
+    pub state_version: u32,
     /// How long ago it was saved.
     pub age: Duration,
     /// The state, encoded by field name.
@@ -116,6 +127,7 @@ pub fn read_saved_state(dir: impl AsRef<Path>, module: &str) -> Result<Option<Sa
         sdk_version: header.sdk_version,
         schema_fingerprint: header.schema_fingerprint,
         generation: header.generation,
+        state_version: header.state_version,
         state: state.to_vec(),
         path,
     }))

@@ -361,13 +361,10 @@ impl Dashboard {
                 };
                 m.generation = reloaded.generation;
                 m.faulted = false;
-                let notes = reloaded
-                    .config_dropped
-                    .iter()
-                    .map(|issue| {
-                        format!("config field `{}` dropped: {}", issue.field, issue.message)
-                    })
-                    .collect();
+                let mut notes = vec![format!("state: {}", reloaded.state_summary())];
+                notes.extend(reloaded.config_dropped.iter().map(|issue| {
+                    format!("config field `{}` dropped: {}", issue.field, issue.message)
+                }));
                 m.record(
                     frame,
                     HistoryKind::Reloaded {
