@@ -1489,6 +1489,10 @@ impl Engine {
         drop(signals);
         self.stop.store(false, Ordering::SeqCst);
         tracing::info!(frames = self.frame, "stopping: shutting modules down");
+        self.subscribers.console().line(format_args!(
+            "stopping after {} frames: shutting modules down",
+            self.frame
+        ));
         self.shutdown()
     }
 

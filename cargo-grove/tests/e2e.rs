@@ -1,0 +1,299 @@
+//! `cargo grove` as a person uses it: `new`, then `run` in a real terminal (tmux), an edit
+//! that reloads, a key that unloads, `q` that quits; `run` without a terminal, `check`, and
+//! `cargo run` of the host `new` wrote.
+//!
+//! The projects depend on this checkout and share one target directory, so the module's
+//! dependencies are compiled once per test run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cargo_grove() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-grove"));
+    command.arg("grove").env("CARGO_TARGET_DIR", target_dir());
+    command
+}
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-target")
+}
+
+fn checkout() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A new empty directory under the test target directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `cargo grove new <name>` in `dir`, on this checkout.
+fn new_project(dir: &Path, name: &str) -> PathBuf {
+    let output = cargo_grove()
+        .current_dir(dir)
+        .args(["new", name, "--grove-path"])
+        .arg(checkout())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let project = dir.join(name);
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/main.rs",
+        &format!("modules/{name}/Cargo.toml"),
+        &format!("modules/{name}/config.toml"),
+        &format!("modules/{name}/src/lib.rs"),
+    ] {
+        assert!(project.join(file).is_file(), "{file} was not written");
+    }
+    assert!(project.join("state").is_dir());
+    project
+}
+
+/// Saves `file` with `from` replaced by `to`, as editors that save atomically do.
+fn edit(file: &Path, from: &str, to: &str) {
+    let source = std::fs::read_to_string(file).unwrap();
+    assert!(
+        source.contains(from),
+        "{from:?} is not in {}",
+        file.display()
+    );
+    let tmp = file.with_extension("rs.tmp");
+    std::fs::write(&tmp, source.replace(from, to)).unwrap();
+    std::fs::rename(tmp, file).unwrap();
+}
+
+/// A tmux session, killed when dropped.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, command: &str) -> Self {
+        let available = Command::new("tmux").arg("-V").output();
+        assert!(
+            available.is_ok_and(|o| o.status.success()),
+            "this test drives a real terminal through tmux: install it (apt-get install tmux)"
+        );
+        let name = format!("grove-e2e-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "150",
+                "-y",
+                "48",
+                "-c",
+            ])
+            .arg(dir)
+            .arg(command)
+            .status()
+            .unwrap();
+        assert!(status.success(), "tmux did not start");
+        Self { name }
+    }
+
+    fn screen(&self) -> String {
+        let output = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn wait_for_file(path: &Path, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{} never came", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first builds compile grove-sdk and its dependencies: minutes on a slow machine.
+const FIRST_BUILD: Duration = Duration::from_secs(900);
+
+#[test]
+fn new_then_run_shows_a_live_dashboard_that_reloads_on_save_unloads_and_quits() {
+    let project = new_project(&scratch("dashboard"), "demo");
+    let exit_file = project.join("exit-status");
+    let command = format!(
+        "CARGO_TARGET_DIR='{}' '{}' grove run; echo \"exit $?\" > '{}'",
+        target_dir().display(),
+        env!("CARGO_BIN_EXE_cargo-grove"),
+        exit_file.display()
+    );
+    let tmux = Tmux::start(&project, &command);
+    let screen = tmux.wait_for("the dashboard", FIRST_BUILD, |s| {
+        s.contains("grove · demo")
+            && s.lines()
+                .any(|l| l.starts_with("│demo ") && l.contains("healthy"))
+    });
+    assert!(screen.contains("running"), "{screen}");
+    assert!(
+        screen.contains(r#"config: {"greeting":"Hello from demo!","speed":1.0}"#),
+        "the config the manifest names is in force:\n{screen}"
+    );
+
+    edit(
+        &project.join("modules/demo/src/lib.rs"),
+        "self.frames += 1;",
+        "self.frames += 2;",
+    );
+    let screen = tmux.wait_for("the reload", Duration::from_secs(300), |s| {
+        s.contains("reloaded → gen 2")
+    });
+    assert!(
+        screen.contains("positional"),
+        "the same state type carries over field by field:\n{screen}"
+    );
+
+    tmux.keys("u");
+    tmux.wait_for("the unload", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.starts_with("│demo ") && l.contains("unloaded"))
+    });
+
+    tmux.keys("q");
+    let status = wait_for_file(&exit_file, Duration::from_secs(60));
+    assert_eq!(status, "exit 0\n");
+    assert!(
+        project.join("state/demo.snapshot").is_file(),
+        "the state was kept for the next run"
+    );
+}
+
+#[test]
+fn without_a_terminal_run_prints_lines_check_reports_and_the_host_runs() {
+    let project = new_project(&scratch("plain"), "plain-demo");
+    let output = cargo_grove()
+        .current_dir(&project)
+        .args(["run", "--frames", "30"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("frame 30 |") && l.contains("plain_demo gen 1 healthy")),
+        "{all}"
+    );
+    assert!(
+        all.contains("configured from") && all.contains("config.toml"),
+        "{all}"
+    );
+
+    let output = cargo_grove()
+        .current_dir(&project)
+        .arg("check")
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    for line in [
+        "module      plain_demo (type PlainDemo)",
+        "panic       unwind",
+        "it loads into this build ✓",
+        "fields      every field read as it was",
+    ] {
+        assert!(all.contains(line), "{line:?} missing:\n{all}");
+    }
+
+    // The host `new` wrote: `cargo run` works at once, and stops cleanly on Ctrl-C.
+    let mut host = Command::new(env!("CARGO"))
+        .current_dir(&project)
+        .args(["run", "--quiet"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let started = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("running `plain_demo`"))
+    });
+    let deadline = Instant::now() + FIRST_BUILD;
+    while !started.is_finished() {
+        assert!(Instant::now() < deadline, "the host never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.join().unwrap().is_some(), "the host said nothing");
+    std::thread::sleep(Duration::from_millis(500));
+    // Ctrl-C reaches the host through cargo, which waits for it.
+    let status = Command::new("pkill")
+        .args([
+            "-INT",
+            "-f",
+            &format!("{}/debug/plain-demo", target_dir().display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the host process was not found");
+    let output = host.wait_with_output().unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("shutting modules down"), "{all}");
+}
