@@ -83,6 +83,18 @@ pub fn run(options: RunOptions) -> Result<()> {
         Ok(logs) => logs,
         Err(_) => return crate::plain::run(engine, &stop, options.frames),
     };
+    for (name, dir) in &crates {
+        let dir = dir
+            .as_deref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        logs.push(&format!("loaded `{name}`, built from {dir}"));
+    }
+    logs.push(&if options.no_state {
+        "no state is kept between runs (--no-state)".to_owned()
+    } else {
+        format!("states are kept in {}", state_dir.display())
+    });
     let session = Session::new(title, engine, &crates, build, Some(logs.clone()));
     crate::tui::run(session, &logs, &stop, options.frames)
 }

@@ -307,7 +307,13 @@ impl Dashboard {
             if module.process_us.len() == MODULE_HISTORY {
                 module.process_us.pop_front();
             }
-            module.process_us.push_back(timing.last.as_secs_f64() * 1e6);
+            // A faulted module is skipped: it takes no time, whatever it took last.
+            let last = if timing.faulted {
+                0.0
+            } else {
+                timing.last.as_secs_f64() * 1e6
+            };
+            module.process_us.push_back(last);
             module.status = Some(report.status());
             module.message = report
                 .report

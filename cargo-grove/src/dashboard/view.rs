@@ -196,7 +196,14 @@ fn took(d: Duration) -> String {
 
 fn history_line(entry: &super::HistoryEntry) -> Vec<Line<'static>> {
     let at = format!("frame {:>7}  ", entry.frame);
-    let first = |s: &str| s.lines().next().unwrap_or_default().to_owned();
+    // The line that says what went wrong: a compiler's `error...` line when there is one.
+    let first = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("error"))
+            .or_else(|| s.lines().next())
+            .unwrap_or_default()
+            .to_owned()
+    };
     match &entry.what {
         HistoryKind::Reloaded {
             generation,
