@@ -3,11 +3,12 @@
 //! runs the engine with the dashboard (or plain lines when stdout is not a terminal).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
-use grove_runtime::{BuildOptions, Engine};
+use grove_runtime::{BuildError, BuildOptions, Engine};
 
 use crate::error::{Error, Result};
 use crate::logs::LogLines;
@@ -68,7 +69,9 @@ pub fn run(options: RunOptions) -> Result<()> {
     // dashboard takes the screen.
     let mut crates = Vec::new();
     for module in &project.modules {
-        let name = engine.watch_crate_with(&module.dir, build.clone())?;
+        let Some(name) = first_build(&mut engine, &module.dir, &build, &stop)? else {
+            return Ok(());
+        };
         crates.push((name, Some(module.dir.clone())));
     }
     let title = project
@@ -97,4 +100,65 @@ pub fn run(options: RunOptions) -> Result<()> {
     });
     let session = Session::new(title, engine, &crates, build, Some(logs.clone()));
     crate::tui::run(session, &logs, &stop, options.frames)
+}
+
+/// Builds and loads the crate in `dir`. A crate that does not compile yet is not the end of
+/// the run: the error is shown and the build runs again when a file of the crate changes.
+/// `None` when stopped while waiting.
+fn first_build(
+    engine: &mut Engine,
+    dir: &Path,
+    build: &BuildOptions,
+    stop: &AtomicBool,
+) -> Result<Option<String>> {
+    loop {
+        let error = match engine.watch_crate_with(dir, build.clone()) {
+            Ok(name) => return Ok(Some(name)),
+            Err(grove_runtime::Error::Build { source, .. })
+                if matches!(*source, BuildError::Compile { .. }) =>
+            {
+                source
+            }
+            Err(e) => return Err(e.into()),
+        };
+        eprintln!("{}", error.rendered().unwrap_or_else(|| error.to_string()));
+        eprintln!(
+            "grove: {} does not compile yet: fix it and save, and it builds again (Ctrl-C to stop)",
+            dir.display()
+        );
+        let before = newest_change(dir);
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            if newest_change(dir) != before {
+                break;
+            }
+        }
+    }
+}
+
+/// The latest modification time of the crate's files (its `target/` aside).
+fn newest_change(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if entry.file_name() != "target" && entry.file_name() != ".git" {
+                    stack.push(entry.path());
+                }
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(Some(modified));
+            }
+        }
+    }
+    newest
 }

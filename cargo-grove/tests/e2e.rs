@@ -297,3 +297,47 @@ fn without_a_terminal_run_prints_lines_check_reports_and_the_host_runs() {
     assert!(output.status.success(), "{all}");
     assert!(all.contains("shutting modules down"), "{all}");
 }
+
+#[test]
+fn a_module_that_does_not_compile_yet_is_waited_for_not_fatal() {
+    let project = new_project(&scratch("broken"), "broken");
+    let source = project.join("modules/broken/src/lib.rs");
+    edit(&source, "self.frames += 1;", "self.frames += 1 +;");
+    let stderr_file = project.join("stderr.txt");
+    let mut run = cargo_grove()
+        .current_dir(&project)
+        .args(["run", "--frames", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + FIRST_BUILD;
+    while !std::fs::read_to_string(&stderr_file)
+        .unwrap()
+        .contains("does not compile yet: fix it and save")
+    {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "cargo grove run ended on a compile error:\n{}",
+            std::fs::read_to_string(&stderr_file).unwrap()
+        );
+        assert!(Instant::now() < deadline, "no compile error reported");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert!(
+        stderr.contains("expected expression") && stderr.contains("src/lib.rs:"),
+        "the compiler's message, with its place:\n{stderr}"
+    );
+    edit(&source, "self.frames += 1 +;", "self.frames += 1;");
+    let output = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("frame 30 |") && l.contains("broken gen 1")),
+        "{stdout}"
+    );
+}
