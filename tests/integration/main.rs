@@ -2,6 +2,7 @@
 //! `support`), loaded, run and reloaded through grove-runtime.
 
 mod boundary;
+mod check;
 mod config;
 mod console;
 mod crashes;

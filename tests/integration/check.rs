@@ -1,0 +1,61 @@
+//! `cargo grove check`'s report on real libraries: the header read from the file, the
+//! schema, and whether (and how) the state a previous run saved loads into a new build.
+
+use cargo_grove::check::report;
+use grove_runtime::Engine;
+
+use crate::support::{counter, scratch_dir};
+
+/// A state directory holding the v1 counter's snapshot after a few frames.
+fn saved_counter_state() -> std::path::PathBuf {
+    let state_dir = scratch_dir().join("state");
+    let mut engine = Engine::builder()
+        .target_fps(0.0)
+        .watch_files(false)
+        .state_dir(&state_dir)
+        .build()
+        .unwrap();
+    engine.load_module(counter("v1")).unwrap();
+    engine.run_frames(5);
+    engine.shutdown().unwrap();
+    assert!(state_dir.join("counter.snapshot").is_file());
+    state_dir
+}
+
+#[test]
+fn a_build_with_an_added_field_loads_the_saved_state_and_says_what_changed() {
+    let state_dir = saved_counter_state();
+    let text = report(&counter("added"), Some(&state_dir)).unwrap();
+    for line in [
+        "module      counter (type Counter)",
+        "panic       unwind: a panic is caught",
+        "the schema changed since: the state carries over by field name",
+        "it loads into this build ✓",
+        "added `label` (default)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    let same = report(&counter("v1"), Some(&state_dir)).unwrap();
+    assert!(same.contains("same schema as this build"), "{same}");
+    assert!(same.contains("every field read as it was"), "{same}");
+}
+
+#[test]
+fn a_build_that_cannot_read_the_saved_state_fails_the_check_naming_the_field() {
+    let state_dir = saved_counter_state();
+    let error = report(&counter("incompatible"), Some(&state_dir))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the saved state would not load into this build") && error.contains("count"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_module_fails_the_check_with_the_loaders_reason() {
+    let not_a_module = scratch_dir().join("libnot.so");
+    std::fs::write(&not_a_module, "not an ELF file").unwrap();
+    let error = report(&not_a_module, None).unwrap_err().to_string();
+    assert!(error.contains("the loader would refuse it"), "{error}");
+}
