@@ -203,7 +203,7 @@ fn a_compile_error_shows_in_the_dashboard_and_the_fix_reloads_in_place() {
     press(&mut session, 'u');
     assert!(session.engine().module_names().is_empty());
     press(&mut session, 'l');
-    assert_eq!(session.engine().module_names(), [name.clone()]);
+    assert_eq!(session.engine().module_names(), std::slice::from_ref(&name));
     assert!(session.dashboard().modules()[0].loaded);
     assert!(shows(&session, &format!("`{name}` loaded from")));
     session.shutdown().unwrap();
