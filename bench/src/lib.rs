@@ -43,34 +43,46 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the benchmark module (release) in its three variants.
-pub fn build_fixtures() -> Fixtures {
+/// Builds `package` (release) with `feature`, and copies its library `lib{artifact}.so`
+/// to `lib{prefix}-{name}.so` so that each variant keeps its own file.
+fn build_release_variant(
+    package: &str,
+    artifact: &str,
+    prefix: &str,
+    feature: Option<&str>,
+    name: &str,
+) -> PathBuf {
     let target = workspace_root().join("target").join("grove-bench");
     let out = target.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            package,
+            "--target-dir",
+        ])
+        .arg(&target);
+    if let Some(feature) = feature {
+        cmd.args(["--features", feature]);
+    }
+    assert!(
+        cmd.status().expect("cargo runs").success(),
+        "building {package} failed"
+    );
+    let copy = out.join(format!("lib{prefix}-{name}.so"));
+    std::fs::copy(target.join(format!("release/lib{artifact}.so")), &copy).unwrap();
+    copy
+}
+
+/// Builds the benchmark module (release) in its variants.
+pub fn build_fixtures() -> Fixtures {
     let build = |feature: Option<&str>, name: &str| {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "grove-bench-module",
-                "--target-dir",
-            ])
-            .arg(&target);
-        if let Some(feature) = feature {
-            cmd.args(["--features", feature]);
-        }
-        assert!(
-            cmd.status().expect("cargo runs").success(),
-            "fixture build failed"
-        );
-        let copy = out.join(format!("libbench-{name}.so"));
-        std::fs::copy(target.join("release/libbench_module.so"), &copy).unwrap();
-        copy
+        build_release_variant("grove-bench-module", "bench_module", "bench", feature, name)
     };
     Fixtures {
         v1: build(None, "v1"),
@@ -638,26 +650,8 @@ const MANY_PLACEHOLDER: &str = "many_000";
 
 /// Builds the many fixture (release) in its two versions.
 pub fn build_many_fixture() -> ManyFixture {
-    let target = workspace_root().join("target").join("grove-bench");
-    let out = target.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = |feature: Option<&str>, name: &str| {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(workspace_root())
-            .args(["build", "--quiet", "--release", "-p", "many-fixture"])
-            .arg("--target-dir")
-            .arg(&target);
-        if let Some(feature) = feature {
-            cmd.args(["--features", feature]);
-        }
-        assert!(
-            cmd.status().expect("cargo runs").success(),
-            "many fixture build failed"
-        );
-        let copy = out.join(format!("libmany-{name}.so"));
-        std::fs::copy(target.join("release/libmany.so"), &copy).unwrap();
-        copy
+        build_release_variant("many-fixture", "many", "many", feature, name)
     };
     ManyFixture {
         v1: build(None, "v1"),

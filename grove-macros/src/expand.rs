@@ -3,34 +3,24 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, ItemStruct, LitStr, parse_quote};
+use syn::{Attribute, ItemStruct, LitStr, parse_quote};
 
 use crate::errors::Errors;
 use crate::{fallback, fields, parse, validate};
 
-/// The whole attribute: on any error, the user's item plus `compile_error!`s, so the IDE
-/// keeps working and no secondary errors pile up.
+/// The whole attribute (see [`fallback::or_errors`]).
 pub(crate) fn module(attr: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = parse::options(attr, &mut errors);
     if let Some(name) = &options.name {
         validate::name(name, &mut errors);
     }
-    let item = match syn::parse2::<Item>(input.clone()) {
-        Ok(item) => validate::item(&item, &mut errors),
-        Err(error) => {
-            errors.push(error);
-            None
-        }
-    };
-    match (errors.finish(), item) {
-        (Ok(()), Some(item)) => expand(&options, item),
-        (Err(compile_errors), _) => {
-            let item = fallback::item(input);
-            quote!(#item #compile_errors)
-        }
-        (Ok(()), None) => unreachable!("validation refuses an item only with an error"),
-    }
+    fallback::or_errors(
+        input,
+        errors,
+        |item, errors| validate::item(&item, errors),
+        |item| expand(&options, item),
+    )
 }
 
 /// The struct with serde's derives, and next to it one check per requirement and the glue.

@@ -2,8 +2,36 @@
 //! the rest of the crate keep working, without what only the attribute made valid.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
+use quote::{ToTokens, quote};
 use syn::{Attribute, Fields, Item};
+
+use crate::errors::Errors;
+
+/// An attribute's whole output: `expand` of the item when `check` takes it and nothing
+/// went wrong; on any error, the user's item plus `compile_error!`s, so that the IDE keeps
+/// working and no secondary errors pile up.
+pub(crate) fn or_errors<T>(
+    input: TokenStream,
+    mut errors: Errors,
+    check: impl FnOnce(Item, &mut Errors) -> Option<T>,
+    expand: impl FnOnce(T) -> TokenStream,
+) -> TokenStream {
+    let item = match syn::parse2::<Item>(input.clone()) {
+        Ok(item) => check(item, &mut errors),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    match (errors.finish(), item) {
+        (Ok(()), Some(item)) => expand(item),
+        (Err(compile_errors), _) => {
+            let item = self::item(input);
+            quote!(#item #compile_errors)
+        }
+        (Ok(()), None) => unreachable!("an item is refused only with an error"),
+    }
+}
 
 /// `input` as the author wrote it, minus its `#[serde(...)]` attributes when nothing else
 /// derives serde for it: without the attribute's derive they are unknown attributes, which

@@ -58,21 +58,7 @@ fn options(attr: TokenStream, errors: &mut Errors) -> Options {
 pub(crate) fn state(attr: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = options(attr, &mut errors);
-    let item = match syn::parse2::<Item>(input.clone()) {
-        Ok(item) => check(item, &mut errors),
-        Err(error) => {
-            errors.push(error);
-            None
-        }
-    };
-    match (errors.finish(), item) {
-        (Ok(()), Some(item)) => expand(&options, item),
-        (Err(compile_errors), _) => {
-            let item = fallback::item(input);
-            quote!(#item #compile_errors)
-        }
-        (Ok(()), None) => unreachable!("checking refuses an item only with an error"),
-    }
+    fallback::or_errors(input, errors, check, |item| expand(&options, item))
 }
 
 /// A struct or an enum, without serde derives or the container options grove sets.

@@ -158,7 +158,7 @@ fn a_module_that_panics_shows_as_faulted_with_its_message() {
 
 #[test]
 fn a_compile_error_shows_in_the_dashboard_and_the_fix_reloads_in_place() {
-    let dir: PathBuf = live_crate();
+    let dir: PathBuf = live_crate("dashboard-module");
     let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let build = BuildOptions {
         target_dir: Some(fixture_target_dir()),

@@ -25,16 +25,18 @@ pub(crate) fn module_source(step: &str) -> String {
     )
 }
 
-/// A standalone module crate depending on this checkout's grove-sdk, pinned to the
-/// workspace's lock file so it builds from the same dependency versions.
-pub(crate) fn live_crate() -> PathBuf {
-    let dir = scratch_dir().join("live-module");
+/// A standalone module crate, package `package`, depending on this checkout's grove-sdk,
+/// pinned to the workspace's lock file so it builds from the same dependency versions. Its
+/// library lands in the fixtures' shared target directory under its package's name: tests
+/// that run at the same time each use their own.
+pub(crate) fn live_crate(package: &str) -> PathBuf {
+    let dir = scratch_dir().join(package);
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let sdk = workspace_root().join("grove-sdk");
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"live-module\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
              [lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n\
              [dependencies]\ngrove-sdk = {{ path = {:?} }}\n\n[workspace]\n",
             sdk.display().to_string()
@@ -78,7 +80,7 @@ pub(crate) fn edit(dir: &Path, source: &str) {
 
 #[test]
 fn a_failed_build_keeps_the_running_version_and_the_fix_reloads_with_state() {
-    let dir = live_crate();
+    let dir = live_crate("live-module");
     let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let events = engine.subscribe();
     let options = BuildOptions {
@@ -144,7 +146,7 @@ fn a_failed_build_keeps_the_running_version_and_the_fix_reloads_with_state() {
 
 #[test]
 fn without_file_watching_a_rebuilt_crate_reloads_from_the_build() {
-    let dir = live_crate();
+    let dir = live_crate("rebuilt-module");
     let mut engine = Engine::builder()
         .target_fps(0.0)
         .watch_files(false)
