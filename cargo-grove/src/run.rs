@@ -67,6 +67,7 @@ pub fn run(options: RunOptions) -> Result<()> {
     };
     // The first builds print their progress (grove's own lines, on stderr) before the
     // dashboard takes the screen.
+    let events = engine.subscribe();
     let mut crates = Vec::new();
     for module in &project.modules {
         let Some(name) = first_build(&mut engine, &module.dir, &build, &stop)? else {
@@ -98,7 +99,7 @@ pub fn run(options: RunOptions) -> Result<()> {
     } else {
         format!("states are kept in {}", state_dir.display())
     });
-    let session = Session::new(title, engine, &crates, build, Some(logs.clone()));
+    let session = Session::new(title, engine, events, &crates, build, Some(logs.clone()));
     crate::tui::run(session, &logs, &stop, options.frames)
 }
 

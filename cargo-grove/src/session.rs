@@ -3,9 +3,10 @@
 //! pressed, a drawing.
 
 use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use grove_runtime::{BuildOptions, Engine};
+use grove_runtime::{BuildOptions, Engine, EngineEvent};
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyEvent;
 
@@ -23,15 +24,17 @@ pub struct Session {
 
 impl Session {
     /// A session over `engine`, whose modules were built from `crates` (module name, crate
-    /// directory) where known; `build` is how to build a crate again (the `l` key).
+    /// directory) where known; `build` is how to build a crate again (the `l` key);
+    /// `events` from [`Engine::subscribe`], made before the modules were loaded.
     pub fn new(
         title: impl Into<String>,
         mut engine: Engine,
+        events: Receiver<EngineEvent>,
         crates: &[(String, Option<PathBuf>)],
         build: BuildOptions,
         logs: Option<LogLines>,
     ) -> Self {
-        let dashboard = Dashboard::new(title, &mut engine, crates, logs);
+        let dashboard = Dashboard::new(title, &mut engine, events, crates, logs);
         Self {
             engine,
             dashboard,

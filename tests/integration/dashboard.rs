@@ -60,10 +60,11 @@ fn tick_until(session: &mut Session, limit: Duration, mut done: impl FnMut(&Sess
 
 #[test]
 fn keys_reload_pause_step_unload_and_quit_a_running_module() {
-    let (engine, _events, _path) = engine_on_copy(&scratch_dir(), 0.0);
+    let (engine, events, _path) = engine_on_copy(&scratch_dir(), 0.0);
     let mut session = Session::new(
         "test",
         engine,
+        events,
         &[("counter".to_owned(), None)],
         BuildOptions::default(),
         Some(LogLines::default()),
@@ -139,8 +140,9 @@ fn a_module_that_panics_shows_as_faulted_with_its_message() {
     let dir = scratch_dir();
     let path = dir.join("libcounter.so");
     std::fs::copy(counter("panic_process"), &path).unwrap();
+    let events = engine.subscribe();
     engine.load_module(&path).unwrap();
-    let mut session = Session::new("test", engine, &[], BuildOptions::default(), None);
+    let mut session = Session::new("test", engine, events, &[], BuildOptions::default(), None);
     for _ in 0..6 {
         session.tick();
     }
@@ -164,10 +166,12 @@ fn a_compile_error_shows_in_the_dashboard_and_the_fix_reloads_in_place() {
         target_dir: Some(fixture_target_dir()),
         ..BuildOptions::default()
     };
+    let events = engine.subscribe();
     let name = engine.watch_crate_with(&dir, build.clone()).unwrap();
     let mut session = Session::new(
         "live",
         engine,
+        events,
         &[(name.clone(), Some(dir.clone()))],
         build,
         Some(LogLines::default()),
@@ -206,5 +210,41 @@ fn a_compile_error_shows_in_the_dashboard_and_the_fix_reloads_in_place() {
     assert_eq!(session.engine().module_names(), std::slice::from_ref(&name));
     assert!(session.dashboard().modules()[0].loaded);
     assert!(shows(&session, &format!("`{name}` loaded from")));
+    session.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+#[test]
+fn a_module_resumed_from_a_previous_run_shows_what_became_of_its_fields() {
+    let state_dir = scratch_dir().join("state");
+    let engine = || {
+        Engine::builder()
+            .target_fps(0.0)
+            .watch_files(false)
+            .state_dir(&state_dir)
+            .build()
+            .unwrap()
+    };
+    let mut first = engine();
+    first.load_module(counter("v1")).unwrap();
+    first.run_frames(5);
+    first.shutdown().unwrap();
+    drop(first);
+
+    let mut second = engine();
+    let events = second.subscribe();
+    second.load_module(counter("added")).unwrap();
+    let session = Session::new("test", second, events, &[], BuildOptions::default(), None);
+    let module = &session.dashboard().modules()[0];
+    assert!(
+        module
+            .history
+            .iter()
+            .any(|h| matches!(&h.what, HistoryKind::Restored { fields, .. } if fields.contains("added `label`"))),
+        "{:?}",
+        module.history
+    );
+    assert!(shows(&session, "resumed from the state saved"));
+    assert!(shows(&session, "state: added `label` (default)"));
     session.shutdown().unwrap();
 }

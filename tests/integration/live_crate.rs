@@ -29,8 +29,15 @@ pub(crate) fn module_source(step: &str) -> String {
 /// pinned to the workspace's lock file so it builds from the same dependency versions. Its
 /// library lands in the fixtures' shared target directory under its package's name: tests
 /// that run at the same time each use their own.
+///
+/// The package name gets this test's own suffix: cargo keeps one fingerprint per package
+/// name and version in a target directory, whatever the crate's path, so a crate of the
+/// same name left by an earlier run would have its files checked instead, and an edit here
+/// would never rebuild.
 pub(crate) fn live_crate(package: &str) -> PathBuf {
-    let dir = scratch_dir().join(package);
+    let dir = scratch_dir();
+    let package = format!("{package}-{}", dir.file_name().unwrap().to_string_lossy());
+    let dir = dir.join(&package);
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let sdk = workspace_root().join("grove-sdk");
     std::fs::write(

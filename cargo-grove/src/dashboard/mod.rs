@@ -183,6 +183,15 @@ pub enum HistoryKind {
     Loaded,
     /// Its config was refused; the one in force stays.
     ConfigRefused(String),
+    /// It started from the state a previous run saved.
+    Restored {
+        /// How old the state was.
+        age: Duration,
+        /// What became of its fields, in a few words.
+        fields: String,
+    },
+    /// Its saved state could not be used and was set aside; it started from its default.
+    SetAside(String),
 }
 
 /// What the dashboard shows.
@@ -205,10 +214,13 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// A dashboard for `engine`'s modules, with the crates they are built from where known.
+    /// A dashboard for `engine`'s modules, with the crates they are built from where known,
+    /// taking in `events` (from [`Engine::subscribe`], made before the modules were loaded
+    /// to show how their loading went).
     pub fn new(
         title: impl Into<String>,
         engine: &mut Engine,
+        events: Receiver<EngineEvent>,
         crates: &[(String, Option<PathBuf>)],
         logs: Option<LogLines>,
     ) -> Self {
@@ -230,7 +242,7 @@ impl Dashboard {
             title: title.into(),
             modules,
             selected: 0,
-            events: engine.subscribe(),
+            events,
             logs,
             frame_us: VecDeque::with_capacity(FRAME_HISTORY),
             frame: engine.frame(),
@@ -240,7 +252,7 @@ impl Dashboard {
             last_refresh: None,
             notice: None,
         };
-        dashboard.refresh(engine);
+        dashboard.observe(engine);
         dashboard
     }
 
@@ -427,6 +439,27 @@ impl Dashboard {
                     let text = error.to_string();
                     m.build = BuildState::Failed(text.clone());
                     m.record(frame, HistoryKind::BuildFailed(text));
+                }
+            }
+            EngineEvent::Restored {
+                module,
+                age,
+                fields,
+                ..
+            } => {
+                if let Some(m) = self.module_mut(&module) {
+                    let fields = fields.map_or_else(
+                        || "no field report (the module's grove-sdk predates it)".to_owned(),
+                        |report| report.to_string(),
+                    );
+                    m.record(frame, HistoryKind::Restored { age, fields });
+                }
+            }
+            EngineEvent::SnapshotSetAside {
+                module, problem, ..
+            } => {
+                if let Some(m) = self.module_mut(&module) {
+                    m.record(frame, HistoryKind::SetAside(problem));
                 }
             }
             EngineEvent::ConfigRefused { module, error, .. } => {

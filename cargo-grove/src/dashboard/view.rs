@@ -253,6 +253,22 @@ fn history_line(entry: &super::HistoryEntry) -> Vec<Line<'static>> {
             Span::raw("config refused: ").yellow(),
             Span::raw(first(why)),
         ])],
+        HistoryKind::Restored { age, fields } => vec![
+            Line::from(vec![
+                Span::raw(at),
+                Span::raw("resumed").green(),
+                Span::raw(format!(
+                    " from the state saved {:.0} s before",
+                    age.as_secs_f64()
+                )),
+            ]),
+            Line::from(format!("               state: {fields}")).yellow(),
+        ],
+        HistoryKind::SetAside(why) => vec![Line::from(vec![
+            Span::raw(at),
+            Span::raw("saved state set aside: ").yellow(),
+            Span::raw(first(why)),
+        ])],
         HistoryKind::Unloaded => vec![Line::from(vec![Span::raw(at), Span::raw("unloaded")])],
         HistoryKind::Loaded => vec![Line::from(vec![Span::raw(at), Span::raw("loaded")])],
     }
