@@ -48,8 +48,8 @@ enum Command {
         crates: Vec<String>,
         #[command(flatten)]
         build: BuildArgs,
-        /// Frames per second.
-        #[arg(long, default_value_t = grove_runtime::DEFAULT_FPS)]
+        /// Frames per second (0: as fast as the modules run).
+        #[arg(long, default_value_t = grove_runtime::DEFAULT_FPS, value_parser = frame_rate)]
         fps: f64,
         /// Where module states are kept between runs (default: the workspace's
         /// `[workspace.metadata.grove] state-dir`, else target/grove-state).
@@ -99,6 +99,17 @@ impl BuildArgs {
             features: self.features.clone(),
             ..BuildOptions::default()
         }
+    }
+}
+
+/// A frame rate: a finite number, 0 or more.
+fn frame_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(fps) if fps.is_finite() && fps >= 0.0 => Ok(fps),
+        _ => Err(format!(
+            "`{text}` is not a frame rate: give frames per second, like 60 or 144 (0 runs \
+             frames as fast as the modules go)"
+        )),
     }
 }
 
