@@ -27,6 +27,14 @@ pub fn run(mut engine: Engine, stop: &Arc<AtomicBool>, frames: Option<u64>) -> R
         }
     }
     let _ = writeln!(out, "{}", status_line(&mut engine));
+    let stats = engine.stats();
+    let _ = writeln!(
+        out,
+        "{} frames at {:.2} fps (frame interval p99 {:.2} ms)",
+        stats.frames,
+        stats.mean_fps,
+        stats.intervals.p99.as_secs_f64() * 1e3
+    );
     engine.shutdown()?;
     Ok(())
 }

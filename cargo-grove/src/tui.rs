@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::logs::LogLines;
 use crate::session::Session;
 
-/// How often the screen is drawn: often enough to look live, rarely enough to cost the
-/// frames nothing.
+/// How often the screen is drawn: often enough to look live, rarely enough to leave the
+/// frames their time (a drawing takes well under a millisecond; the summary printed at the
+/// end says how long).
 const DRAW_EVERY: Duration = Duration::from_millis(66);
 
 /// Runs `session` on the terminal until it quits, `stop` is set or `frames` frames have
@@ -33,6 +34,7 @@ pub fn run(
             "stderr is not captured ({e}): it may draw over the dashboard"
         ));
     }
+    let mut draws: Vec<Duration> = Vec::new();
     let outcome = (|| -> Result<()> {
         let mut last_draw: Option<Instant> = None;
         while !session.quitting()
@@ -52,10 +54,12 @@ pub fn run(
                 }
             }
             if redraw || last_draw.is_none_or(|at| at.elapsed() >= DRAW_EVERY) {
+                let started = Instant::now();
                 terminal
                     .draw(|frame| session.render(frame))
                     .map_err(Error::Terminal)?;
-                last_draw = Some(Instant::now());
+                draws.push(started.elapsed());
+                last_draw = Some(started);
             }
         }
         Ok(())
@@ -64,9 +68,32 @@ pub fn run(
         // One last picture while the modules shut down.
         let _ = terminal.draw(|frame| session.render(frame));
     }
+    let stats = session.engine().stats();
     let shutdown = session.shutdown();
     drop(capture);
     ratatui::restore();
     outcome?;
+    println!("{}", summary(&stats, &mut draws));
     shutdown.map_err(Error::from)
+}
+
+/// How the run went, for the terminal once the dashboard is gone: the frames, how steady
+/// they came, and what drawing the dashboard between them cost.
+fn summary(stats: &grove_runtime::Stats, draws: &mut [Duration]) -> String {
+    draws.sort_unstable();
+    let at = |q: f64| {
+        draws
+            .get(((draws.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    format!(
+        "{} frames at {:.2} fps (frame interval p99 {:.2} ms); the dashboard was drawn {} \
+         times between frames, {:.2} ms p50, {:.2} ms p99",
+        stats.frames,
+        stats.mean_fps,
+        stats.intervals.p99.as_secs_f64() * 1e3,
+        draws.len(),
+        at(0.5),
+        at(0.99)
+    )
 }

@@ -5,8 +5,7 @@
 //!
 //! Frame figures are pushed every frame ([`Dashboard::frame_done`]); events are drained
 //! every frame (none is missed); the engine's statistics, health reports and configs are
-//! read a few times a second ([`REFRESH`]), which is what a person can read and costs the
-//! frame nothing measurable.
+//! read a few times a second ([`REFRESH`]), which is what a person can read.
 
 pub mod keys;
 pub mod view;
