@@ -41,7 +41,7 @@ impl de::Error for PositionalError {
     }
 }
 
-type Result<T, E = PositionalError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = PositionalError> = std::result::Result<T, E>;
 
 /// The version of this format's byte layout. It is part of every schema fingerprint, so
 /// two SDKs whose positional layouts differ never take each other's bytes positionally:
@@ -60,6 +60,78 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size.0);
     value.serialize(&mut Writer { out: &mut out })?;
     Ok(out)
+}
+
+/// The number of bytes [`to_vec`] would write for `value`: a walk that writes nothing.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize> {
+    let mut size = Size(0);
+    value.serialize(&mut Writer { out: &mut size })?;
+    Ok(size.0)
+}
+
+/// Encodes `value` into `out`, which must be exactly [`encoded_len`] bytes: a state is
+/// written straight into the host's buffer, with no buffer of the module's and no copy.
+///
+/// A `Serialize` that writes more bytes than it counted, or fewer, is an error (it may
+/// differ from one call to the next: a positional state must not), and `out` is then left
+/// partly written.
+pub fn write_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<()> {
+    let expected = out.len();
+    let mut fill = Fill { out, at: 0 };
+    value.serialize(&mut Writer { out: &mut fill })?;
+    if fill.at != expected {
+        return Err(PositionalError(format!(
+            "the state wrote {} bytes after counting {expected}: its Serialize does not \
+             write the same value twice",
+            fill.at
+        )));
+    }
+    Ok(())
+}
+
+/// A sink writing into a buffer sized in advance.
+struct Fill<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Fill<'_> {
+    #[cold]
+    #[inline(never)]
+    fn overflow(&self, wanted: usize) -> PositionalError {
+        PositionalError(format!(
+            "the state wrote more than the {} bytes it counted ({wanted} more at byte {}): its \
+             Serialize does not write the same value twice",
+            self.out.len(),
+            self.at
+        ))
+    }
+}
+
+impl Sink for Fill<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        let end = self.at + bytes.len();
+        match self.out.get_mut(self.at..end) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.at = end;
+                Ok(())
+            }
+            None => Err(self.overflow(bytes.len())),
+        }
+    }
+
+    fn len_slot(&mut self) -> Result<usize> {
+        let at = self.at;
+        self.put(&[0; 8])?;
+        Ok(at)
+    }
+
+    fn fill_len(&mut self, at: usize, len: usize) -> Result<()> {
+        self.out[at..at + 8].copy_from_slice(&(len as u64).to_le_bytes());
+        Ok(())
+    }
 }
 
 /// A sink that only counts the bytes written to it.
@@ -1244,6 +1316,45 @@ mod tests {
         let back: (Vec<u64>, BTreeMap<String, Vec<Option<u8>>>, String) =
             from_slice(&bytes).unwrap();
         assert_eq!((back.0, back.1, &*back.2), (value.0, value.1, value.2));
+    }
+
+    #[test]
+    fn written_in_place_it_is_the_same_bytes() {
+        let value = sample();
+        let expected = to_vec(&value).unwrap();
+        assert_eq!(encoded_len(&value).unwrap(), expected.len());
+        let mut out = vec![0; expected.len()];
+        write_into(&value, &mut out).unwrap();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_state_that_writes_another_size_than_it_counted_is_refused() {
+        // A `Serialize` that does not write the same value twice: one more element, or one
+        // fewer, on each call.
+        struct Drifting {
+            calls: std::cell::Cell<usize>,
+            grow: bool,
+        }
+        impl Serialize for Drifting {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let n = self.calls.get();
+                self.calls.set(n + 1);
+                let len = if self.grow { 2 + n } else { 2 - n };
+                s.collect_seq(std::iter::repeat_n(7u32, len))
+            }
+        }
+        for grow in [true, false] {
+            let value = Drifting {
+                calls: std::cell::Cell::new(0),
+                grow,
+            };
+            let counted = encoded_len(&value).unwrap();
+            assert_eq!(counted, 8 + 2 * 4);
+            let mut out = vec![0; counted];
+            let err = write_into(&value, &mut out).unwrap_err();
+            assert!(err.to_string().contains("does not write the same value twice"), "{err}");
+        }
     }
 
     #[test]

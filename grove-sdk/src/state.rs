@@ -110,6 +110,13 @@ pub enum StateError {
     /// A positional state was to be read by [`load`], which cannot check that the value
     /// read is the value saved: [`restore`] can.
     Unchecked,
+    /// The host could not provide a buffer for the encoded state.
+    NoBuffer {
+        /// The format asked for.
+        format: StateFormat,
+        /// The state's encoded size.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for StateError {
@@ -124,6 +131,11 @@ impl fmt::Display for StateError {
             StateError::Field { path, message } => {
                 write!(f, "cannot decode state field `{path}`: {message}")
             }
+            StateError::NoBuffer { format, bytes } => write!(
+                f,
+                "the host could not allocate {bytes} bytes for the state ({format}): free memory \
+                 or make the state smaller"
+            ),
             StateError::Unchecked => f.write_str(
                 "a positional state is only read by `restore`, which checks that it is the value saved",
             ),
@@ -140,6 +152,32 @@ pub fn save<T: Serialize>(value: &T, format: StateFormat) -> Result<Vec<u8>, Sta
         StateFormat::SelfDescribing => crate::by_name::to_vec(value).map_err(|e| e.to_string()),
     };
     encoded.map_err(|message| StateError::Encode { format, message })
+}
+
+/// Encodes `value` in `format` into the buffer `buffer` hands out for its exact size (or
+/// `None` when it cannot). The positional format is counted, then written in place: no
+/// buffer of its own, no copy (a reload saves this way into the host's memory). The
+/// self-describing one is encoded, then copied.
+pub fn save_into<'b, T: Serialize>(
+    value: &T,
+    format: StateFormat,
+    buffer: impl FnOnce(usize) -> Option<&'b mut [u8]>,
+) -> Result<(), StateError> {
+    let encode = |message: String| StateError::Encode { format, message };
+    match format {
+        StateFormat::Positional => {
+            let bytes = crate::positional::encoded_len(value).map_err(|e| encode(e.to_string()))?;
+            let out = buffer(bytes).ok_or(StateError::NoBuffer { format, bytes })?;
+            crate::positional::write_into(value, out).map_err(|e| encode(e.to_string()))
+        }
+        StateFormat::SelfDescribing => {
+            let encoded = crate::by_name::to_vec(value).map_err(|e| encode(e.to_string()))?;
+            let bytes = encoded.len();
+            let out = buffer(bytes).ok_or(StateError::NoBuffer { format, bytes })?;
+            out.copy_from_slice(&encoded);
+            Ok(())
+        }
+    }
 }
 
 /// Decodes a `T` saved by [`save`] in `format`, and, for the positional format, checks that
@@ -283,6 +321,48 @@ mod tests {
         };
         let bytes = save(&v, StateFormat::Positional).unwrap();
         assert_eq!(restore::<V1>(&bytes, StateFormat::Positional).unwrap(), v);
+    }
+
+    #[test]
+    fn saving_into_a_buffer_writes_exactly_what_save_returns() {
+        let v = V1 {
+            count: u64::MAX,
+            name: "in place".into(),
+            inner: Inner { x: 9 },
+        };
+        for format in [StateFormat::Positional, StateFormat::SelfDescribing] {
+            let expected = save(&v, format).unwrap();
+            let mut asked = Vec::new();
+            let mut buffer = Vec::new();
+            save_into(&v, format, |len| {
+                asked.push(len);
+                buffer = vec![0xAA; len];
+                Some(&mut buffer[..])
+            })
+            .unwrap();
+            assert_eq!(asked, [expected.len()], "{format}: one buffer, of the exact size");
+            assert_eq!(buffer, expected, "{format}");
+            assert_eq!(restore::<V1>(&buffer, format).unwrap(), v, "{format}");
+        }
+    }
+
+    #[test]
+    fn a_buffer_the_host_cannot_give_is_an_error_naming_the_size() {
+        let v = V1::default();
+        let bytes = save(&v, StateFormat::Positional).unwrap().len();
+        let err = save_into(&v, StateFormat::Positional, |_| None).unwrap_err();
+        assert_eq!(
+            err,
+            StateError::NoBuffer {
+                format: StateFormat::Positional,
+                bytes
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("could not allocate {bytes} bytes")),
+            "{err}"
+        );
     }
 
     #[test]
