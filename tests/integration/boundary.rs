@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use grove::state::StateFormat;
 use grove_runtime::{Error, LoadedModule, Unmapped};
 use serde::Deserialize;
 
@@ -129,7 +130,13 @@ fn another_module_at_the_path_is_refused_before_its_constructors_run() {
 
 #[test]
 fn modules_with_older_and_newer_tables_load_run_and_reload() {
-    for variant in ["old_tables", "prev_tables", "no_report", "new_tables"] {
+    for variant in [
+        "old_tables",
+        "prev_tables",
+        "no_report",
+        "no_save_into",
+        "new_tables",
+    ] {
         let path = rogue(variant);
         let mut module = LoadedModule::load(&path).unwrap();
         for n in 0..3 {
@@ -137,13 +144,15 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
         }
         let reloaded = module.reload(&path, &frame(3)).unwrap();
         assert_eq!(reloaded.generation, 2, "{variant}");
+        // The state went across positionally, saved in place into the host's buffer or
+        // (before `save_state_into`) handed over in the module's and copied: the count,
+        // eight bytes, either way.
+        assert_eq!(reloaded.format, StateFormat::Positional, "{variant}");
+        assert_eq!(reloaded.state_bytes, 8, "{variant}");
         // A library without `restore_state` reports nothing, and the host says so.
-        assert_eq!(
-            reloaded.fields.is_some(),
-            variant == "new_tables",
-            "{variant}: {reloaded:?}"
-        );
-        if variant != "new_tables" {
+        let reports = matches!(variant, "new_tables" | "no_save_into");
+        assert_eq!(reloaded.fields.is_some(), reports, "{variant}: {reloaded:?}");
+        if !reports {
             assert_eq!(
                 reloaded.state_summary(),
                 "no field report from this module (built with an older grove-sdk)"
@@ -167,11 +176,11 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
         let entry = health.module("rogue").unwrap();
         assert_eq!(
             entry.report.is_some(),
-            matches!(variant, "new_tables" | "no_report"),
+            matches!(variant, "new_tables" | "no_report" | "no_save_into"),
             "{variant}: a report only from a library with the health hook"
         );
         assert_eq!(entry.status(), grove::HealthStatus::Healthy, "{variant}");
-        if variant != "new_tables" {
+        if !matches!(variant, "new_tables" | "no_save_into") {
             assert!(
                 matches!(
                     engine.configure("rogue", &serde_json::json!({})),

@@ -113,6 +113,7 @@ const ROGUE_VARIANTS: &[&str] = &[
     "old_tables",
     "prev_tables",
     "no_report",
+    "no_save_into",
     "new_tables",
     "other_module",
     "undefined_symbol",

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use grove::Health;
 use grove::abi::{
-    ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance, Status,
-    VTableRef, decode_health,
+    ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance,
+    StateBuffer, Status, VTableRef, decode_health,
 };
 use grove::state::{FieldReport, StateFormat};
 
@@ -154,9 +154,40 @@ impl Instance {
         self.frame_call(Call::Shutdown, frame)
     }
 
-    /// The state, encoded in `format`.
+    /// The state, encoded in `format`: written by the module straight into a buffer of
+    /// exactly its size, or, for a library built before `save_state_into`, handed over in
+    /// the module's buffer and copied.
     pub(crate) fn save_state(&mut self, format: StateFormat) -> Result<Vec<u8>> {
         let mut state = Vec::new();
+        match self.vtable.save_state_into() {
+            Some(_) => self.save_into(format, StateBuffer::for_vec(&mut state))?,
+            None => self.save_handed_over(format, ByteSink::for_vec(&mut state))?,
+        }
+        Ok(state)
+    }
+
+    /// `save_state_into`, which the library has.
+    fn save_into(&mut self, format: StateFormat, out: StateBuffer<'_>) -> Result<()> {
+        let save_into = self
+            .vtable
+            .save_state_into()
+            .expect("called only when the library has the entry");
+        let mut message = Vec::new();
+        let _call = self.calls.enter(Call::SaveState);
+        // SAFETY: as in `frame_call`.
+        let status = unsafe {
+            save_into(
+                self.this,
+                format.to_raw(),
+                out,
+                ByteSink::for_vec(&mut message),
+            )
+        };
+        status_to_result(status, &message, &self.library, Call::SaveState)
+    }
+
+    /// `save_state`, which every library has.
+    fn save_handed_over(&mut self, format: StateFormat, out: ByteSink<'_>) -> Result<()> {
         let mut message = Vec::new();
         let _call = self.calls.enter(Call::SaveState);
         // SAFETY: as in `frame_call`.
@@ -164,12 +195,11 @@ impl Instance {
             (self.vtable.save_state())(
                 self.this,
                 format.to_raw(),
-                ByteSink::for_vec(&mut state),
+                out,
                 ByteSink::for_vec(&mut message),
             )
         };
-        status_to_result(status, &message, &self.library, Call::SaveState)?;
-        Ok(state)
+        status_to_result(status, &message, &self.library, Call::SaveState)
     }
 
     /// Replaces the state with `state`, encoded in `format`.

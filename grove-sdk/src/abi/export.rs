@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     ByteSink, CONFIG_LENIENT, CONFIG_PARTIAL, CONFIG_STRICT, ConfigIssue, ConfigureFn, FrameInfo,
-    HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, Status, VTable, encode_health,
+    HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, StateBuffer, Status, VTable, encode_health,
     forward, host, panic,
 };
 use crate::config::Configure;
@@ -78,6 +78,7 @@ pub const fn vtable<M: Exportable>() -> VTable {
             M::CONFIGURE,
             Some(health::<M>),
             Some(restore_state::<M>),
+            Some(save_state_into::<M>),
         )
     }
 }
@@ -218,6 +219,20 @@ unsafe extern "C" fn save_state<M: Exportable>(
         let bytes = state::save(module, format_from_raw(format)?).map_err(|e| e.to_string())?;
         out.write(&bytes);
         Ok(())
+    })
+}
+
+unsafe extern "C" fn save_state_into<M: Exportable>(
+    this: *mut c_void,
+    format: u32,
+    mut out: StateBuffer<'_>,
+    error: ByteSink<'_>,
+) -> Status {
+    // SAFETY: as in `init`.
+    let module = unsafe { &*this.cast::<M>() };
+    guarded("save_state", &error, || {
+        state::save_into(module, format_from_raw(format)?, |len| out.reserve(len))
+            .map_err(|e| e.to_string())
     })
 }
 

@@ -43,7 +43,7 @@ pub use bus::{
     BACKPRESSURE_DROP_OLDEST, BACKPRESSURE_KEEP_LATEST, BACKPRESSURE_REJECT, MESSAGE_POSITIONAL,
     MESSAGE_SELF_DESCRIBING, REPORT_DECODE_FAILED, REPORT_ENCODE_FAILED, RawInbox, RawMessage,
 };
-pub use bytes::{ByteSink, RawBytes, Status};
+pub use bytes::{ByteSink, RawBytes, StateBuffer, Status};
 pub use config::{
     CONFIG_LENIENT, CONFIG_PARTIAL, CONFIG_STRICT, ConfigApplied, ConfigIssue, FieldPath, PathKey,
     decode_health, encode_health,
@@ -54,8 +54,9 @@ pub use tables::{
     BusFns, BusInboxFn, BusPublishFn, BusReportFn, BusSubscribeFn, BusUnsubscribeFn, ConfigureFn,
     CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn, HostApi,
     HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn, NotifyFn,
-    RawInstance, RestoreStateFn, SaveStateFn, VTABLE_MIN_SIZE_V1, VTABLE_SIZE_BEFORE_CONFIGURE,
-    VTABLE_SIZE_BEFORE_RESTORE_STATE, VTable, VTableRef,
+    RawInstance, RestoreStateFn, SaveStateFn, SaveStateIntoFn, VTABLE_MIN_SIZE_V1,
+    VTABLE_SIZE_BEFORE_CONFIGURE, VTABLE_SIZE_BEFORE_RESTORE_STATE,
+    VTABLE_SIZE_BEFORE_SAVE_STATE_INTO, VTable, VTableRef,
 };
 
 /// The first eight bytes of every [`ModuleHeader`].

@@ -6,7 +6,8 @@ use std::ffi::c_void;
 use std::mem::offset_of;
 
 use super::{
-    ABI_VERSION, ByteSink, LogField, LogMetadata, RawBytes, RawInbox, RawMessage, Status, level,
+    ABI_VERSION, ByteSink, LogField, LogMetadata, RawBytes, RawInbox, RawMessage, StateBuffer,
+    Status, level,
 };
 
 /// Timing of the frame being run, as the host measured it.
@@ -68,6 +69,16 @@ pub type RestoreStateFn = unsafe extern "C" fn(
     state: RawBytes,
     from_version: u32,
     out: ByteSink<'_>,
+    error: ByteSink<'_>,
+) -> Status;
+
+/// Signature of `save_state_into`: as `save_state`, written in place into a buffer the host
+/// provides (the module reserves exactly the state's size, then writes it), rather than
+/// handed over in a buffer of the module's for the host to copy.
+pub type SaveStateIntoFn = unsafe extern "C" fn(
+    this: *mut c_void,
+    format: u32,
+    out: StateBuffer<'_>,
     error: ByteSink<'_>,
 ) -> Status;
 
@@ -223,6 +234,7 @@ pub struct VTable {
     configure: Option<ConfigureFn>,
     health: Option<HealthFn>,
     restore_state: Option<RestoreStateFn>,
+    save_state_into: Option<SaveStateIntoFn>,
 }
 
 /// The size of the first version 1 [`VTable`]: `size` and the six functions every module
@@ -248,6 +260,7 @@ impl VTable {
         configure: Option<ConfigureFn>,
         health: Option<HealthFn>,
         restore_state: Option<RestoreStateFn>,
+        save_state_into: Option<SaveStateIntoFn>,
     ) -> Self {
         Self {
             size: size_of::<VTable>(),
@@ -262,6 +275,7 @@ impl VTable {
             configure,
             health,
             restore_state,
+            save_state_into,
         }
     }
 
@@ -422,7 +436,19 @@ impl VTableRef {
         self.0
             .optional::<RestoreStateFn>(offset_of!(VTable, restore_state))
     }
+
+    /// Saves the state in place into a host buffer (see [`SaveStateIntoFn`]); `None` for a
+    /// library built before the entry existed (use `save_state`).
+    pub fn save_state_into(&self) -> Option<SaveStateIntoFn> {
+        self.0
+            .optional::<SaveStateIntoFn>(offset_of!(VTable, save_state_into))
+    }
 }
+
+/// The size of the [`VTable`] of the SDK before `save_state_into` was appended: what a
+/// library built with it shows. For compatibility tests.
+#[doc(hidden)]
+pub const VTABLE_SIZE_BEFORE_SAVE_STATE_INTO: usize = offset_of!(VTable, save_state_into);
 
 /// The size of the [`VTable`] of the SDK before `restore_state` was appended: what a
 /// library built with it shows. For compatibility tests.
@@ -609,7 +635,14 @@ mod tests {
         assert_eq!(view.size(), size_of::<VTable>());
         assert!(view.detach().is_some() && view.log_interest_changed().is_some());
         assert!(view.health().is_some() && view.configure().is_none());
-        assert!(view.restore_state().is_some());
+        assert!(view.restore_state().is_some() && view.save_state_into().is_some());
+
+        // What a module built before `save_state_into` shows: everything else.
+        // SAFETY: a shorter size only hides entries.
+        let prev = unsafe { vtable::<Probe>().with_size(VTABLE_SIZE_BEFORE_SAVE_STATE_INTO) };
+        // SAFETY: as above.
+        let view = unsafe { VTableRef::from_raw(&prev) }.unwrap();
+        assert!(view.save_state_into().is_none() && view.restore_state().is_some());
 
         // What a module built before `restore_state` shows: everything else.
         // SAFETY: a shorter size only hides entries.
@@ -617,6 +650,7 @@ mod tests {
         // SAFETY: as above.
         let view = unsafe { VTableRef::from_raw(&prev) }.unwrap();
         assert!(view.restore_state().is_none() && view.health().is_some());
+        assert!(view.save_state_into().is_none());
 
         // What a module built before the appended entries shows: only version 1's.
         // SAFETY: a shorter size only hides entries.
@@ -625,7 +659,7 @@ mod tests {
         let view = unsafe { VTableRef::from_raw(&old) }.unwrap();
         assert!(view.detach().is_none() && view.log_interest_changed().is_none());
         assert!(view.health().is_none() && view.configure().is_none());
-        assert!(view.restore_state().is_none());
+        assert!(view.restore_state().is_none() && view.save_state_into().is_none());
         let _required = (view.destroy(), view.process(), view.load_state());
 
         // Shorter than any grove table: refused with the size found.
