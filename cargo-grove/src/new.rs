@@ -264,6 +264,11 @@ state-dir = "state"
 # Hashing a library on every reload, optimised even in a debug host.
 [profile.dev.package.xxhash-rust]
 opt-level = 3
+
+# A debug module's state saved and restored several times faster on every reload: at
+# opt-level 1 (not 2 or 3), grove-sdk shares its optimised state code with the modules.
+[profile.dev.package.grove-sdk]
+opt-level = 1
 "#,
         runtime = source.dependency("grove-runtime"),
     )
@@ -458,6 +463,24 @@ mod tests {
     #[test]
     fn paths_are_quoted_for_toml() {
         assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);
+    }
+
+    #[test]
+    fn the_host_builds_grove_sdk_so_that_debug_modules_share_its_state_code() {
+        // opt-level 1, not 3: only a crate built at 0 or 1 shares its generic instances
+        // with the unoptimised module crates.
+        let dir = tempfile::tempdir().unwrap();
+        create(
+            dir.path(),
+            Some("demo"),
+            &GroveSource::CratesIo("0.1.0".into()),
+        )
+        .unwrap();
+        let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("\n[profile.dev.package.grove-sdk]\nopt-level = 1\n"),
+            "{manifest}"
+        );
     }
 
     #[test]

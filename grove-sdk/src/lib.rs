@@ -79,6 +79,7 @@ mod health;
 mod migrate;
 mod module;
 mod positional;
+mod prebuilt;
 mod report;
 mod schema;
 pub mod state;
