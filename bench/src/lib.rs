@@ -19,6 +19,7 @@ use grove_runtime::{Engine, LoadedModule, Staging};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use serde::{Deserialize, Serialize};
 
+pub mod bigstate;
 pub mod table;
 
 /// The fixture libraries, built once with `--release`.
@@ -36,7 +37,7 @@ pub struct Fixtures {
     pub receiver: PathBuf,
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

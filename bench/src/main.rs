@@ -2,7 +2,7 @@
 //! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
 //! takes 10 s). `--quick` shortens every measurement, for a smoke run. Section names
 //! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`, `messaging`,
-//! `snapshots`, `many`) run only those:
+//! `snapshots`, `many`, `bigstate`) run only those:
 //! `cargo run --release -p grove-bench -- logs`.
 
 use std::time::Duration;
@@ -14,12 +14,17 @@ use grove_bench::*;
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(bigstate::PEAK_CHILD_ARG) {
+        bigstate::peak_child(args[2].as_ref(), args[3].parse().unwrap());
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const SECTIONS: [&str; 10] = [
+    const SECTIONS: [&str; 11] = [
         "reload",
         "latency",
         "overhead",
@@ -30,6 +35,7 @@ fn main() {
         "messaging",
         "snapshots",
         "many",
+        "bigstate",
     ];
     if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
         eprintln!(
@@ -304,6 +310,77 @@ fn main() {
             "reloads return what they take (< 10% of loaded)",
             Some(m.rss_after.saturating_sub(m.rss_loaded) * 10 < loaded),
         );
+    }
+
+    if run("bigstate") {
+        eprintln!("building the benchmark module (debug)...");
+        let debug = bigstate::build_debug_modules();
+        let frame_60 = Duration::from_micros(16_667);
+        let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
+        let builds = [
+            ("release", &fixtures.v1),
+            ("debug", &debug.debug),
+            (
+                "debug, grove-sdk at opt-level 0",
+                &debug.debug_sdk_unoptimised,
+            ),
+        ];
+        for (build, library) in builds {
+            for (label, bytes, samples) in [
+                ("1 MiB", 1usize << 20, 10),
+                ("16 MiB", 16 << 20, 5),
+                ("200 MiB", 200 << 20, if build == "release" { 3 } else { 1 }),
+            ] {
+                eprintln!("big state {label}, {build} module...");
+                let samples = if quick { 1 } else { samples };
+                let b = bigstate::big_state_reload(library, bytes, samples);
+                // The target is a release module's: a debug one is measured, not promised.
+                let sixteen = bytes == 16 << 20 && build == "release";
+                table.row(
+                    format!(
+                        "big state {label}, {build} module: reload call (stage, load, save, restore, init; {} reloads)",
+                        b.samples
+                    ),
+                    format!("{} ({:.0} MiB/s)", ms(b.swap), b.mib_per_s()),
+                    format!(
+                        "{} = copying {label} {} + copy+dlopen+dlsym {}",
+                        ms(b.floor()),
+                        ms(b.memcpy),
+                        ms(b.floor_load)
+                    ),
+                    format!("{:.2}x", b.swap.as_secs_f64() / b.floor().as_secs_f64()),
+                    if sixteen {
+                        "<= one 60 FPS frame (16.7 ms)"
+                    } else {
+                        ""
+                    },
+                    sixteen.then_some(b.swap <= frame_60),
+                );
+            }
+        }
+        eprintln!("peak memory of a reload, no state...");
+        let empty = bigstate::peak(&fixtures.v1, 0);
+        for (label, bytes) in [
+            ("1 MiB", 1usize << 20),
+            ("16 MiB", 16 << 20),
+            ("200 MiB", 200 << 20),
+        ] {
+            eprintln!("peak memory of a reload, state {label}...");
+            let p = bigstate::peak(&fixtures.v1, bytes);
+            table.row(
+                format!("peak memory during one reload, state {label} (release module, a process of its own)"),
+                format!(
+                    "+{} over the running state and a stateless reload's +{} ({:.2}x the state)",
+                    mib(p.added().saturating_sub(empty.added())),
+                    mib(empty.added()),
+                    p.over_running(&empty)
+                ),
+                "+1x: the new state (the old one runs until the new one is proven)",
+                format!("{:.2}x the state in all, the running one included", p.of_state(&empty)),
+                "<= 2x the state over the running one (1% slack)",
+                Some(p.over_running(&empty) <= 2.02),
+            );
+        }
     }
 
     // Last: it installs a global subscriber in this process, for good, which the rows
