@@ -1353,7 +1353,11 @@ mod tests {
             assert_eq!(counted, 8 + 2 * 4);
             let mut out = vec![0; counted];
             let err = write_into(&value, &mut out).unwrap_err();
-            assert!(err.to_string().contains("does not write the same value twice"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("does not write the same value twice"),
+                "{err}"
+            );
         }
     }
 

@@ -340,7 +340,11 @@ mod tests {
                 Some(&mut buffer[..])
             })
             .unwrap();
-            assert_eq!(asked, [expected.len()], "{format}: one buffer, of the exact size");
+            assert_eq!(
+                asked,
+                [expected.len()],
+                "{format}: one buffer, of the exact size"
+            );
             assert_eq!(buffer, expected, "{format}");
             assert_eq!(restore::<V1>(&buffer, format).unwrap(), v, "{format}");
         }

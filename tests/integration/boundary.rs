@@ -151,7 +151,11 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
         assert_eq!(reloaded.state_bytes, 8, "{variant}");
         // A library without `restore_state` reports nothing, and the host says so.
         let reports = matches!(variant, "new_tables" | "no_save_into");
-        assert_eq!(reloaded.fields.is_some(), reports, "{variant}: {reloaded:?}");
+        assert_eq!(
+            reloaded.fields.is_some(),
+            reports,
+            "{variant}: {reloaded:?}"
+        );
         if !reports {
             assert_eq!(
                 reloaded.state_summary(),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use grove::Health;
 use grove::abi::{
-    ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance,
-    StateBuffer, Status, VTableRef, decode_health,
+    ByteSink, ConfigApplied, ConfigIssue, FieldPath, FrameInfo, RawBytes, RawInstance, StateBuffer,
+    Status, VTableRef, decode_health,
 };
 use grove::state::{FieldReport, StateFormat};
 

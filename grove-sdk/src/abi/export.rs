@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::{
     ByteSink, CONFIG_LENIENT, CONFIG_PARTIAL, CONFIG_STRICT, ConfigIssue, ConfigureFn, FrameInfo,
-    HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, StateBuffer, Status, VTable, encode_health,
-    forward, host, panic,
+    HostApi, ModuleHeader, RawBytes, RawInstance, SCHEMA_UNKNOWN, StateBuffer, Status, VTable,
+    encode_health, forward, host, panic,
 };
 use crate::config::Configure;
 use crate::state::{self, StateFormat};
