@@ -241,15 +241,16 @@ mod tests {
     #[test]
     fn a_state_buffer_holds_exactly_what_was_reserved_last() {
         let mut host = vec![1, 2, 3];
-        let mut buffer = StateBuffer::for_vec(&mut host);
-        buffer.reserve(5).unwrap().copy_from_slice(b"first");
-        let slot = buffer.reserve(4).unwrap();
-        assert_eq!(slot, [0; 4], "zeroed, not the bytes of before");
-        slot.copy_from_slice(b"last");
-        assert_eq!(buffer.reserve(0).unwrap(), [0u8; 0]);
-        let slot = buffer.reserve(3).unwrap();
-        slot.copy_from_slice(b"end");
-        drop(buffer);
+        {
+            let mut buffer = StateBuffer::for_vec(&mut host);
+            buffer.reserve(5).unwrap().copy_from_slice(b"first");
+            let slot = buffer.reserve(4).unwrap();
+            assert_eq!(slot, [0; 4], "zeroed, not the bytes of before");
+            slot.copy_from_slice(b"last");
+            assert_eq!(buffer.reserve(0).unwrap(), [0u8; 0]);
+            let slot = buffer.reserve(3).unwrap();
+            slot.copy_from_slice(b"end");
+        }
         assert_eq!(host, b"end");
         assert_eq!(host.capacity(), 3, "exactly the state, no slack");
     }
@@ -257,10 +258,11 @@ mod tests {
     #[test]
     fn a_buffer_too_large_to_allocate_is_none_not_an_abort() {
         let mut host = vec![9];
-        let mut buffer = StateBuffer::for_vec(&mut host);
-        assert!(buffer.reserve(usize::MAX).is_none());
-        assert!(buffer.reserve(isize::MAX as usize).is_none());
-        drop(buffer);
+        {
+            let mut buffer = StateBuffer::for_vec(&mut host);
+            assert!(buffer.reserve(usize::MAX).is_none());
+            assert!(buffer.reserve(isize::MAX as usize).is_none());
+        }
         assert_eq!(host, [9], "the host's buffer is left as it was");
     }
 }
