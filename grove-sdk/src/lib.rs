@@ -79,6 +79,7 @@ mod health;
 mod migrate;
 mod module;
 mod positional;
+#[cfg(debug_assertions)]
 mod prebuilt;
 mod report;
 mod schema;

@@ -11,8 +11,10 @@
 //! element, rather than its own unoptimised copy (a debug module's 16 MiB state reloads
 //! about 3x faster: BENCHMARKS.md, "Big states"). At `opt-level` 2 or 3 grove-sdk keeps its
 //! instances to itself, and in a release module everything is optimised anyway: there,
-//! this is only code that nothing calls. A state part not listed here (a `Vec` of the
-//! author's own structs) is still compiled in the module, unoptimised in debug.
+//! this would only be code that nothing calls, so it is compiled with debug assertions
+//! only (the dev profile has them, the release profile does not). A state part not listed
+//! here (a `Vec` of the author's own structs) is still compiled in the module,
+//! unoptimised in debug.
 
 use crate::positional::{Result, encoded_len, from_slice, write_into};
 
