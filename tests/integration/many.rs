@@ -87,7 +87,13 @@ fn open_fds(engine: &Engine, dir: &Path) -> (usize, Vec<PathBuf>) {
     let (libraries, others): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .partition(|target| target.starts_with(dir) || target.starts_with(engine.staging().path()));
+        .partition(|target| {
+            // The staging directory itself is held open for good (the lock that tells
+            // other processes it is in use): an fd of the engine's, not one on a library
+            // or a copy.
+            let staging = engine.staging().path();
+            target.starts_with(dir) || (target.starts_with(staging) && target != staging)
+        });
     (libraries.len(), others)
 }
 
