@@ -261,6 +261,12 @@ members = ["modules/*"]
 # Where module states are kept between runs (snapshots, crash recovery).
 state-dir = "state"
 
+# Debug info reduced to line tables: backtraces keep file:line, libraries are half the
+# size, and every edit reloads sooner. The host and the modules share it, so their
+# dependencies are built once. (Full debug info, for a debugger: `debug = true`.)
+[profile.dev]
+debug = "line-tables-only"
+
 # Hashing a library on every reload, optimised even in a debug host.
 [profile.dev.package.xxhash-rust]
 opt-level = 3

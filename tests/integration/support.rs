@@ -86,6 +86,11 @@ fn build_variants(
                 "--quiet",
                 "-p",
                 package,
+                // As grove builds a watched crate in development (`DevProfile`): the
+                // crates of `watch_crate`'s tests, built in the same target dir, share
+                // the dependencies built here.
+                "--config",
+                "profile.dev.debug=\"line-tables-only\"",
                 "--target-dir",
             ]);
             let built_in = if variant == "panic_abort" {

@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::cargo_output::{cargo_error, parse_manifest, parse_progress, read_messages, same_file};
-use super::{BuildError, BuildOptions};
+use super::{BuildError, BuildOptions, profile};
 use crate::console::Console;
 
 /// Told, from another thread, how many of a build's units are built out of how many.
@@ -139,6 +139,12 @@ impl CrateBuilder {
                 .arg("--features")
                 .arg(self.options.features.join(","));
         }
+        command.args(profile::config_args(
+            self.options.dev_profile,
+            self.options.release,
+            &self.package,
+            &self.dir,
+        ));
         if progress {
             // cargo counts units on its progress bar, which it draws on a terminal only
             // unless told to.

@@ -4,7 +4,8 @@
 //! What the host sees is here: [`BuildOptions`] and [`BuildError`] (and, for the engine,
 //! [`BuildEvent`]). The work
 //! is split by job: [`cargo`] runs cargo on a crate ([`CrateBuilder`]) and collects its
-//! library and diagnostics, [`cargo_output`] reads what cargo prints, and [`watch`] watches
+//! library and diagnostics, [`profile`] chooses what a development build adds to the
+//! crate's settings, [`cargo_output`] reads what cargo prints, and [`watch`] watches
 //! the crates' sources and rebuilds them on the engine's one builder thread ([`Builds`],
 //! a [`BuildWatch`] per crate).
 
@@ -16,11 +17,13 @@ use std::time::Duration;
 mod cargo;
 mod cargo_output;
 mod dep_info;
+mod profile;
 #[cfg(test)]
 mod test_crate;
 mod watch;
 
 pub(crate) use cargo::CrateBuilder;
+pub use profile::DevProfile;
 pub(crate) use watch::{BuildWatch, Builds};
 
 /// Builds the module crate in `dir` once, as [`Engine::watch_crate`](crate::Engine::watch_crate)
@@ -43,6 +46,9 @@ pub struct BuildOptions {
     pub target_dir: Option<PathBuf>,
     /// `--features`.
     pub features: Vec<String>,
+    /// What grove adds to a development build (not `release`): by default, debug info
+    /// reduced to line tables, unless the crate's own settings set it ([`DevProfile`]).
+    pub dev_profile: DevProfile,
 }
 
 /// What a background build reports, in order: `Started`, then `Finished` or `Failed`.
