@@ -202,14 +202,15 @@ fn modules_with_older_and_newer_tables_load_run_and_reload() {
 struct Counting {
     from_thread: Arc<AtomicUsize>,
     ticks: Arc<AtomicUsize>,
+    /// Ticks seen inside the module's span `frame`.
+    ticks_in_span: Arc<AtomicUsize>,
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counting {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+impl<S> tracing_subscriber::Layer<S> for Counting
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         struct Message(String);
         impl tracing::field::Visit for Message {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -225,6 +226,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counting {
             "tick" => self.ticks.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
+        if message.0 == "tick" && ctx.event_span(event).is_some_and(|s| s.name() == "frame") {
+            self.ticks_in_span.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -349,10 +353,18 @@ fn child_host_table_of_another_size() {
         6,
         "every tick logged"
     );
+    // A host without the span entries: the module's spans are not forwarded, and its
+    // events arrive all the same.
+    let has_spans = size >= size_of::<grove::abi::HostApi>();
+    assert_eq!(
+        counting.ticks_in_span.load(Ordering::Relaxed),
+        if has_spans { 6 } else { 0 },
+        "ticks inside the module's span, with a host table of {size} bytes"
+    );
 
     // A module that uses the bus: under a host without the bus entries its publications
     // and subscriptions are errors it can read, and nothing else changes.
-    let has_bus = size >= size_of::<grove::abi::HostApi>();
+    let has_bus = size >= grove::abi::HOST_API_SIZE_BEFORE_SPANS;
     let mut engine = crate::support::unpaced_engine();
     engine
         .load_module(crate::support::chatter("consumer"))
@@ -402,8 +414,10 @@ fn hosts_with_older_and_newer_tables_are_accepted() {
     let _ = (chatter("v1"), chatter("consumer"));
     let sizes = [
         grove::abi::HOST_API_MIN_SIZE_V1,
-        // The previous SDK's host: logging, no bus entries.
-        size_of::<grove::abi::HostApi>() - 5 * size_of::<usize>(),
+        // An older SDK's host: logging, no bus entries.
+        grove::abi::HOST_API_SIZE_BEFORE_SPANS - 5 * size_of::<usize>(),
+        // The previous SDK's host: logging and the bus, no span entries.
+        grove::abi::HOST_API_SIZE_BEFORE_SPANS,
         size_of::<grove::abi::HostApi>(),
         // A newer host: the module must not read past the entries it knows.
         size_of::<grove::abi::HostApi>() + 64,

@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use grove::abi::{self, HostApi, LogField, LogMetadata, RawBytes, interest};
+
+use super::host_spans::HostSpans;
 use tracing_core::callsite::{Callsite, Identifier};
 use tracing_core::field::{FieldSet, Value, display};
 use tracing_core::subscriber::Interest;
@@ -42,6 +44,8 @@ const MODULE_FIELD: &str = "module";
 #[derive(Debug)]
 pub(crate) struct ModuleLog {
     module: String,
+    /// The module's spans, by the handles it was given.
+    spans: HostSpans,
     /// The module's callsite address -> its interned twin. Valid while the library is
     /// loaded, which is as long as this lives.
     by_id: RwLock<HashMap<usize, &'static HostCallsite>>,
@@ -59,6 +63,7 @@ impl HostLink {
     pub(crate) fn new(module: &str) -> Self {
         let log = Box::new(ModuleLog {
             module: module.to_owned(),
+            spans: HostSpans::default(),
             by_id: RwLock::new(HashMap::new()),
         });
         watch_interest();
@@ -74,6 +79,7 @@ impl HostLink {
                 Some(log_max_level),
                 Some(crate::bus::BUS_FNS),
             )
+            .with_spans(super::host_spans::SPAN_FNS)
         };
         let api = match test_api_size() {
             // SAFETY: a shorter size only hides entries; a larger one is never read past
@@ -178,7 +184,7 @@ fn watch_interest() {
 }
 
 /// A host-side callsite standing in for one of a module's.
-struct HostCallsite {
+pub(crate) struct HostCallsite {
     meta: OnceLock<Metadata<'static>>,
 }
 
@@ -210,7 +216,7 @@ impl HostCallsite {
     /// a single subscriber, that thread's own default), so it can be wrong for another
     /// thread with a subscriber of its own. Disabled events still cost a module nothing:
     /// most are below the host's level hint, which the module checks first.
-    fn enabled(&'static self) -> bool {
+    pub(crate) fn enabled(&'static self) -> bool {
         tracing_core::dispatcher::get_default(|d| d.enabled(self.metadata()))
     }
 }
@@ -218,6 +224,8 @@ impl HostCallsite {
 /// What makes two module callsites the same for the host.
 #[derive(PartialEq, Eq, Hash, Clone)]
 struct CallsiteKey {
+    /// A span's callsite, or an event's.
+    span: bool,
     level: u32,
     target: String,
     name: String,
@@ -257,7 +265,8 @@ fn intern(key: CallsiteKey) -> &'static HostCallsite {
         .take(MAX_FIELDS - 1)
         .map(|f| leak(f))
         .collect();
-    if !names.contains(&MODULE_FIELD) {
+    // An event says which module it comes from; a span, as a static module's, does not.
+    if !key.span && !names.contains(&MODULE_FIELD) {
         names.push(MODULE_FIELD);
     }
     let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
@@ -270,7 +279,7 @@ fn intern(key: CallsiteKey) -> &'static HostCallsite {
         (key.line != 0).then_some(key.line),
         opt(&key.module_path),
         FieldSet::new(names, Identifier(callsite)),
-        Kind::EVENT,
+        if key.span { Kind::SPAN } else { Kind::EVENT },
     );
     let _ = callsite.meta.set(meta);
     tracing_core::callsite::register(callsite);
@@ -279,11 +288,21 @@ fn intern(key: CallsiteKey) -> &'static HostCallsite {
 }
 
 impl ModuleLog {
-    /// The host twin of the module callsite `meta`.
+    /// The module's name.
+    pub(super) fn module(&self) -> &str {
+        &self.module
+    }
+
+    /// The module's spans the host's subscriber holds.
+    pub(super) fn spans(&self) -> &HostSpans {
+        &self.spans
+    }
+
+    /// The host twin of the module callsite `meta`, an event's or (`span`) a span's.
     ///
     /// # Safety
     /// `meta` and what it points to must be valid for this call.
-    unsafe fn callsite(&self, meta: &LogMetadata) -> &'static HostCallsite {
+    pub(super) unsafe fn callsite(&self, meta: &LogMetadata, span: bool) -> &'static HostCallsite {
         if let Some(callsite) = self
             .by_id
             .read()
@@ -297,6 +316,7 @@ impl ModuleLog {
         // SAFETY: the module passes its field names valid for this call.
         let names = unsafe { meta.field_names() };
         let key = CallsiteKey {
+            span,
             level: meta.level(),
             target: text(&meta.target()),
             name: text(&meta.name()),
@@ -321,7 +341,7 @@ unsafe extern "C" fn log_enabled(ctx: *const c_void, meta: &LogMetadata) -> bool
         // while the library is loaded; `meta` is valid for this call.
         let log = unsafe { &*ctx.cast::<ModuleLog>() };
         // SAFETY: as above.
-        let callsite = unsafe { log.callsite(meta) };
+        let callsite = unsafe { log.callsite(meta, false) };
         callsite.enabled()
             || (level_from_raw(meta.level()) <= crate::console::MODULE_LEVEL
                 && crate::console::module_logs_shown())
@@ -341,7 +361,7 @@ unsafe extern "C" fn log_max_level(_ctx: *const c_void) -> u32 {
 }
 
 /// A field value from a module, as the host records it.
-enum HostValue<'a> {
+pub(crate) enum HostValue<'a> {
     I64(i64),
     U64(u64),
     F64(f64),
@@ -360,23 +380,35 @@ unsafe extern "C" fn log_event(
         // SAFETY: as in `log_enabled`.
         let log = unsafe { &*ctx.cast::<ModuleLog>() };
         // SAFETY: as in `log_enabled`.
-        let callsite = unsafe { log.callsite(meta) };
-        let fields: &[LogField] = if len == 0 || fields.is_null() {
-            &[]
-        } else {
-            // SAFETY: the module passes `len` fields valid for this call.
-            unsafe { std::slice::from_raw_parts(fields, len) }
-        };
-        // SAFETY: field names and text values are valid for this call.
-        let values: Vec<(&str, HostValue<'_>)> = fields
-            .iter()
-            .map(|f| unsafe { (utf8(&f.name), decode(f)) })
-            .collect();
-        emit(callsite, &log.module, &values);
+        let callsite = unsafe { log.callsite(meta, false) };
+        // SAFETY: the module passes `len` fields valid for this call.
+        let values = unsafe { decode_fields(fields, len) };
+        emit(callsite, &log.module, &values, None);
         if crate::console::module_logs_shown() {
             print(callsite, &log.module, &values);
         }
     }));
+}
+
+/// The `len` fields at `fields`, decoded.
+///
+/// # Safety
+/// `fields` must point to `len` fields whose names and text are valid for `'a`.
+pub(super) unsafe fn decode_fields<'a>(
+    fields: *const LogField,
+    len: usize,
+) -> Vec<(&'a str, HostValue<'a>)> {
+    let fields: &[LogField] = if len == 0 || fields.is_null() {
+        &[]
+    } else {
+        // SAFETY: forwarded.
+        unsafe { std::slice::from_raw_parts(fields, len) }
+    };
+    // SAFETY: field names and text values are valid for `'a`.
+    fields
+        .iter()
+        .map(|f| unsafe { (utf8(&f.name), decode(f)) })
+        .collect()
 }
 
 /// # Safety
@@ -403,7 +435,11 @@ unsafe fn decode<'a>(field: &LogField) -> HostValue<'a> {
 }
 
 /// Prints a module's event on the console (see [`crate::console`]).
-fn print(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValue<'_>)]) {
+pub(crate) fn print(
+    callsite: &'static HostCallsite,
+    module: &str,
+    values: &[(&str, HostValue<'_>)],
+) {
     let level = *callsite.metadata().level();
     if level > crate::console::MODULE_LEVEL {
         return;
@@ -433,8 +469,35 @@ fn print(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostVal
 /// The name `tracing` gives an event's message.
 const MESSAGE_FIELD: &str = "message";
 
-fn emit(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValue<'_>)]) {
-    let meta = callsite.metadata();
+/// Dispatches an event of `callsite` with `values` and the module's name, in the span
+/// `parent` (`None`: the current one; `Some(None)`: none).
+pub(super) fn emit(
+    callsite: &'static HostCallsite,
+    module: &str,
+    values: &[(&str, HostValue<'_>)],
+    parent: Option<Option<tracing_core::span::Id>>,
+) {
+    with_value_set(
+        callsite,
+        Some(module),
+        values,
+        |meta, value_set| match parent {
+            None => Event::dispatch(meta, value_set),
+            Some(parent) => Event::child_of(parent, meta, value_set),
+        },
+    );
+}
+
+/// Calls `f` with `callsite`'s metadata and `values` as its value set, plus the module's
+/// name when `module` is given and the callsite has the field. Values of fields the
+/// callsite does not have are left out; `f` is not called for a callsite without fields.
+pub(crate) fn with_value_set(
+    callsite: &'static HostCallsite,
+    module: Option<&str>,
+    values: &[(&str, HostValue<'_>)],
+    f: impl FnOnce(&'static Metadata<'static>, &tracing_core::field::ValueSet<'_>),
+) {
+    let meta: &'static Metadata<'static> = callsite.metadata();
     let field_set = meta.fields();
     let Some(any_field) = field_set.iter().next() else {
         return;
@@ -468,14 +531,15 @@ fn emit(callsite: &'static HostCallsite, module: &str, values: &[(&str, HostValu
         entries[n] = (field, Some(value));
         n += 1;
     }
-    let module_value = display(module);
-    if let Some(field) = field_set.field(MODULE_FIELD)
+    let module_value = module.map(display);
+    if let Some(module_value) = &module_value
+        && let Some(field) = field_set.field(MODULE_FIELD)
         && !values.iter().any(|(name, _)| *name == MODULE_FIELD)
     {
-        entries[n] = (field, Some(&module_value));
+        entries[n] = (field, Some(module_value as &dyn Value));
     }
     let refs: [(&tracing_core::Field, Option<&dyn Value>); MAX_FIELDS] =
         std::array::from_fn(|i| (&entries[i].0, entries[i].1));
     let value_set = field_set.value_set(&refs);
-    Event::dispatch(meta, &value_set);
+    f(meta, &value_set);
 }

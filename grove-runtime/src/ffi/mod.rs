@@ -8,6 +8,7 @@ pub(crate) mod calls;
 pub(crate) mod crash;
 pub(crate) mod elf;
 pub(crate) mod host_log;
+pub(crate) mod host_spans;
 pub(crate) mod instance;
 pub(crate) mod library;
 pub(crate) mod mapped;

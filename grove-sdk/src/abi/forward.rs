@@ -13,17 +13,24 @@
 //! When the host's filter changes, it calls [`interest_changed`] and every cached answer is
 //! asked again. A host too old for those entries is asked on every event instead.
 //!
-//! Spans are not forwarded: events inside a module's span reach the host without it.
+//! Spans are forwarded too, to a host that takes them (`HostApi::spans`): each new span is
+//! created by the host's subscriber from a host-side twin of its callsite, with its fields,
+//! and the module's span ids are the host's handles, so entering, leaving, recording and
+//! closing a span in the module does the same in the host, and the module's events sit in
+//! its spans there as a static module's would. With an older host, spans are disabled and
+//! events arrive without them.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::subscriber::Interest;
 use tracing_core::{Event, Level, LevelFilter, Metadata, Subscriber};
 
-use super::{LogField, LogMetadata, LogValue, RawBytes, host, interest, level, value_kind};
+use super::{
+    LogField, LogMetadata, LogValue, RawBytes, SpanFns, host, interest, level, span_parent,
+    value_kind,
+};
 
 /// The most field names a callsite passes to the host (the host keeps as many).
 const MAX_FIELDS: usize = 32;
@@ -89,25 +96,61 @@ fn with_raw_metadata<R>(meta: &Metadata<'_>, f: impl FnOnce(&LogMetadata) -> R) 
     f(&raw)
 }
 
+/// The id of a span the host did not record: every call about it stays in the module.
+/// (The host's handles are never 0 nor `u64::MAX`.)
+const NOT_RECORDED: u64 = u64::MAX;
+
+/// The ABI's parent of a span or event: the root, an explicit span, or the current one.
+fn raw_parent(is_root: bool, parent: Option<&Id>) -> u64 {
+    match parent {
+        // A parent the host did not record: in no span, as `tracing` places a span whose
+        // parent is disabled.
+        Some(id) if id.into_u64() == NOT_RECORDED => span_parent::ROOT,
+        Some(id) => id.into_u64(),
+        None if is_root => span_parent::ROOT,
+        None => span_parent::CURRENT,
+    }
+}
+
+/// Calls `f` with the host's span entries for span `id`, if the host recorded it.
+fn with_span(id: &Id, f: impl FnOnce(*const std::ffi::c_void, SpanFns, u64)) {
+    let handle = id.into_u64();
+    if handle == NOT_RECORDED {
+        return;
+    }
+    host::with_host(|host| {
+        if let Some(spans) = host.spans() {
+            f(host.ctx(), spans, handle);
+        }
+    });
+}
+
 impl Subscriber for Forwarder {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_span() {
-            return Interest::never();
-        }
         let answer = host::with_host(|host| {
-            let register = host.log_register()?;
+            let register = if meta.is_span() {
+                // A host that does not take spans: none is ever recorded.
+                host.spans()?.register
+            } else {
+                match host.log_register() {
+                    Some(register) => register,
+                    // An older host: ask every time.
+                    None => return Some(interest::SOMETIMES),
+                }
+            };
             // SAFETY: the metadata lives for this call; `ctx` is the host's own.
             Some(with_raw_metadata(meta, |raw| unsafe {
                 register(host.ctx(), raw)
             }))
         });
         match answer {
-            // Detached: the host will never hear from this library again.
-            None => Interest::never(),
+            // Detached (the host will never hear from this library again), or a span for a
+            // host without spans.
+            None | Some(None) => Interest::never(),
             Some(Some(interest::NEVER)) => Interest::never(),
             Some(Some(interest::ALWAYS)) => Interest::always(),
-            // An older host, or one whose filter depends on more than the callsite.
-            Some(_) => Interest::sometimes(),
+            // One whose filter depends on more than the callsite.
+            Some(Some(_)) => Interest::sometimes(),
         }
     }
 
@@ -121,26 +164,67 @@ impl Subscriber for Forwarder {
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        // Spans are not forwarded; say no early so their fields are never recorded.
-        if meta.is_span() {
-            return false;
-        }
         host::with_host(|host| {
-            let enabled = host.log_enabled();
+            let enabled = if meta.is_span() {
+                // A host without spans: say no early, so their fields are never recorded.
+                host.spans()?.enabled
+            } else {
+                host.log_enabled()
+            };
             // SAFETY: `raw` and everything it points to live for this call.
-            with_raw_metadata(meta, |raw| unsafe { enabled(host.ctx(), raw) })
+            Some(with_raw_metadata(meta, |raw| unsafe {
+                enabled(host.ctx(), raw)
+            }))
         })
+        .flatten()
         .unwrap_or(false)
     }
 
-    fn new_span(&self, _span: &Attributes<'_>) -> Id {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Id::from_u64(NEXT.fetch_add(1, Ordering::Relaxed))
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = FieldRecorder::default();
+        span.record(&mut fields);
+        let raw_fields = fields.to_raw();
+        let parent = raw_parent(span.is_root(), span.parent());
+        let handle = host::with_host(|host| {
+            let spans = host.spans()?;
+            Some(with_raw_metadata(span.metadata(), |raw| {
+                // SAFETY: `raw`, `raw_fields` and the text they point to live for this call.
+                unsafe {
+                    (spans.new)(
+                        host.ctx(),
+                        raw,
+                        raw_fields.as_ptr(),
+                        raw_fields.len(),
+                        parent,
+                    )
+                }
+            }))
+        })
+        .flatten()
+        .filter(|handle| *handle != 0)
+        .unwrap_or(NOT_RECORDED);
+        Id::from_u64(handle)
     }
 
-    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut fields = FieldRecorder::default();
+        values.record(&mut fields);
+        let raw_fields = fields.to_raw();
+        with_span(span, |ctx, spans, handle| {
+            // SAFETY: `raw_fields` and the text they point to live for this call.
+            unsafe { (spans.record)(ctx, handle, raw_fields.as_ptr(), raw_fields.len()) }
+        });
+    }
 
-    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        if follows.into_u64() == NOT_RECORDED {
+            return;
+        }
+        // SAFETY: `ctx` is the host's own.
+        with_span(span, |ctx, spans, handle| unsafe {
+            (spans.follows_from)(ctx, handle, follows.into_u64())
+        });
+    }
 
     fn event(&self, event: &Event<'_>) {
         if !host::is_attached() {
@@ -150,18 +234,58 @@ impl Subscriber for Forwarder {
         let mut fields = FieldRecorder::default();
         event.record(&mut fields);
         let raw_fields = fields.to_raw();
+        let parent = raw_parent(event.is_root(), event.parent());
         host::with_host(|host| {
-            let log_event = host.log_event();
-            with_raw_metadata(meta, |raw| {
-                // SAFETY: `raw`, `raw_fields` and the text they point to live for this call.
-                unsafe { log_event(host.ctx(), raw, raw_fields.as_ptr(), raw_fields.len()) }
-            })
+            let (fields, len) = (raw_fields.as_ptr(), raw_fields.len());
+            match host.spans() {
+                Some(spans) if parent != span_parent::CURRENT => {
+                    // SAFETY: `raw`, `raw_fields` and the text they point to live for this
+                    // call.
+                    with_raw_metadata(meta, |raw| unsafe {
+                        (spans.event_in)(host.ctx(), raw, fields, len, parent)
+                    })
+                }
+                _ => {
+                    let log_event = host.log_event();
+                    // SAFETY: as above.
+                    with_raw_metadata(meta, |raw| unsafe {
+                        log_event(host.ctx(), raw, fields, len)
+                    })
+                }
+            }
         });
     }
 
-    fn enter(&self, _span: &Id) {}
+    fn enter(&self, span: &Id) {
+        // SAFETY: `ctx` is the host's own.
+        with_span(span, |ctx, spans, handle| unsafe {
+            (spans.enter)(ctx, handle)
+        });
+    }
 
-    fn exit(&self, _span: &Id) {}
+    fn exit(&self, span: &Id) {
+        // SAFETY: `ctx` is the host's own.
+        with_span(span, |ctx, spans, handle| unsafe {
+            (spans.exit)(ctx, handle)
+        });
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        // SAFETY: `ctx` is the host's own.
+        with_span(span, |ctx, spans, handle| unsafe {
+            (spans.clone)(ctx, handle)
+        });
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        let mut closed = false;
+        with_span(&span, |ctx, spans, handle| {
+            // SAFETY: `ctx` is the host's own.
+            closed = unsafe { (spans.close)(ctx, handle) }
+        });
+        closed
+    }
 }
 
 #[derive(Default)]

@@ -27,6 +27,15 @@ pub mod interest {
     pub const ALWAYS: u32 = 2;
 }
 
+/// Where a module's span or event sits, when it is not given as a span the host returned
+/// (`HostApi::span_new`, `HostApi::log_event_in`).
+pub mod span_parent {
+    /// In the span the calling thread is in, if any (what `tracing` does by default).
+    pub const CURRENT: u64 = 0;
+    /// In no span (`parent: None`).
+    pub const ROOT: u64 = u64::MAX;
+}
+
 /// `LogValue::kind` values.
 pub mod value_kind {
     /// `bits` is an `i64`.

@@ -49,14 +49,15 @@ pub use config::{
     decode_health, encode_health,
 };
 pub use header::{HEADER_MIN_SIZE_V1, ModuleHeader, PANIC_ABORT, PANIC_UNKNOWN, PANIC_UNWIND};
-pub use log::{LogField, LogMetadata, LogValue, interest, level, value_kind};
+pub use log::{LogField, LogMetadata, LogValue, interest, level, span_parent, value_kind};
 pub use tables::{
     BusFns, BusInboxFn, BusPublishFn, BusReportFn, BusSubscribeFn, BusUnsubscribeFn, ConfigureFn,
-    CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1, HealthFn, HostApi,
-    HostApiRef, LoadStateFn, LogEnabledFn, LogEventFn, LogMaxLevelFn, LogRegisterFn, NotifyFn,
-    RawInstance, RestoreStateFn, SaveStateFn, SaveStateIntoFn, VTABLE_MIN_SIZE_V1,
-    VTABLE_SIZE_BEFORE_CONFIGURE, VTABLE_SIZE_BEFORE_RESTORE_STATE,
-    VTABLE_SIZE_BEFORE_SAVE_STATE_INTO, VTable, VTableRef,
+    CreateFn, DestroyFn, DetachFn, FrameFn, FrameInfo, HOST_API_MIN_SIZE_V1,
+    HOST_API_SIZE_BEFORE_SPANS, HealthFn, HostApi, HostApiRef, LoadStateFn, LogEnabledFn,
+    LogEventFn, LogEventInFn, LogMaxLevelFn, LogRegisterFn, NotifyFn, RawInstance, RestoreStateFn,
+    SaveStateFn, SaveStateIntoFn, SpanCloseFn, SpanFn, SpanFns, SpanFollowsFromFn, SpanNewFn,
+    SpanRecordFn, VTABLE_MIN_SIZE_V1, VTABLE_SIZE_BEFORE_CONFIGURE,
+    VTABLE_SIZE_BEFORE_RESTORE_STATE, VTABLE_SIZE_BEFORE_SAVE_STATE_INTO, VTable, VTableRef,
 };
 
 /// The first eight bytes of every [`ModuleHeader`].

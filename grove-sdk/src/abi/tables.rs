@@ -155,6 +155,70 @@ pub type BusInboxFn = unsafe extern "C" fn(ctx: *const c_void, out: *mut RawInbo
 pub type BusReportFn =
     unsafe extern "C" fn(ctx: *const c_void, kind: u32, topic: RawBytes, message: RawBytes);
 
+/// `HostApi::span_new`: a span from the module's callsite `meta` (a span callsite) with
+/// `len` field values at `fields` (valid for the call), under `parent` (one of
+/// [`span_parent`](super::span_parent), or a span the host returned). Returns the host's
+/// handle for the span, or 0 when the host records nothing of it.
+pub type SpanNewFn = unsafe extern "C" fn(
+    ctx: *const c_void,
+    meta: &LogMetadata,
+    fields: *const LogField,
+    len: usize,
+    parent: u64,
+) -> u64;
+
+/// `HostApi::span_record`: more field values of `span` (valid for the call).
+pub type SpanRecordFn =
+    unsafe extern "C" fn(ctx: *const c_void, span: u64, fields: *const LogField, len: usize);
+
+/// `HostApi::span_follows_from`: `span` follows from `follows`.
+pub type SpanFollowsFromFn = unsafe extern "C" fn(ctx: *const c_void, span: u64, follows: u64);
+
+/// `HostApi::span_enter`, `span_exit` and `span_clone`: the calling thread enters or
+/// leaves `span`, or the module made another handle to it.
+pub type SpanFn = unsafe extern "C" fn(ctx: *const c_void, span: u64);
+
+/// `HostApi::span_close`: the module dropped a handle to `span`; true when it was the last.
+pub type SpanCloseFn = unsafe extern "C" fn(ctx: *const c_void, span: u64) -> bool;
+
+/// `HostApi::log_event_in`: as `log_event`, for an event whose parent is not the current
+/// span: `parent` is one of [`span_parent`](super::span_parent) or a span the host
+/// returned.
+pub type LogEventInFn = unsafe extern "C" fn(
+    ctx: *const c_void,
+    meta: &LogMetadata,
+    fields: *const LogField,
+    len: usize,
+    parent: u64,
+);
+
+/// The span entries of a [`HostApi`], given together: a module's `tracing` spans, recorded
+/// by the host's subscriber as its own, and events placed in them. `register` and
+/// `enabled` are `log_register` and `log_enabled` for span callsites.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanFns {
+    /// `span_register`.
+    pub register: LogRegisterFn,
+    /// `span_enabled`.
+    pub enabled: LogEnabledFn,
+    /// `span_new`.
+    pub new: SpanNewFn,
+    /// `span_record`.
+    pub record: SpanRecordFn,
+    /// `span_follows_from`.
+    pub follows_from: SpanFollowsFromFn,
+    /// `span_enter`.
+    pub enter: SpanFn,
+    /// `span_exit`.
+    pub exit: SpanFn,
+    /// `span_clone`.
+    pub clone: SpanFn,
+    /// `span_close`.
+    pub close: SpanCloseFn,
+    /// `log_event_in`.
+    pub event_in: LogEventInFn,
+}
+
 /// The bus entries of a [`HostApi`], given together.
 #[derive(Debug, Clone, Copy)]
 pub struct BusFns {
@@ -480,6 +544,16 @@ pub struct HostApi {
     bus_publish: Option<BusPublishFn>,
     bus_inbox: Option<BusInboxFn>,
     bus_report: Option<BusReportFn>,
+    span_register: Option<LogRegisterFn>,
+    span_enabled: Option<LogEnabledFn>,
+    span_new: Option<SpanNewFn>,
+    span_record: Option<SpanRecordFn>,
+    span_follows_from: Option<SpanFollowsFromFn>,
+    span_enter: Option<SpanFn>,
+    span_exit: Option<SpanFn>,
+    span_clone: Option<SpanFn>,
+    span_close: Option<SpanCloseFn>,
+    log_event_in: Option<LogEventInFn>,
 }
 
 /// The size of the first version 1 [`HostApi`]. Everything past it is optional.
@@ -519,7 +593,36 @@ impl HostApi {
             bus_publish: bus.map(|b| b.publish),
             bus_inbox: bus.map(|b| b.inbox),
             bus_report: bus.map(|b| b.report),
+            span_register: None,
+            span_enabled: None,
+            span_new: None,
+            span_record: None,
+            span_follows_from: None,
+            span_enter: None,
+            span_exit: None,
+            span_clone: None,
+            span_close: None,
+            log_event_in: None,
         }
+    }
+
+    /// The same table with the span entries.
+    ///
+    /// # Safety
+    /// As for [`HostApi::new`]: every function must accept the table's `ctx`, from any
+    /// thread, for as long as a library holds the table.
+    pub unsafe fn with_spans(mut self, spans: SpanFns) -> Self {
+        self.span_register = Some(spans.register);
+        self.span_enabled = Some(spans.enabled);
+        self.span_new = Some(spans.new);
+        self.span_record = Some(spans.record);
+        self.span_follows_from = Some(spans.follows_from);
+        self.span_enter = Some(spans.enter);
+        self.span_exit = Some(spans.exit);
+        self.span_clone = Some(spans.clone);
+        self.span_close = Some(spans.close);
+        self.log_event_in = Some(spans.event_in);
+        self
     }
 
     /// The same table claiming `size` bytes, as a host built with an older or newer SDK
@@ -604,7 +707,30 @@ impl HostApiRef {
             report: t.optional(offset_of!(HostApi, bus_report))?,
         })
     }
+
+    /// The span entries; `None` for a host that does not take spans (all ten or none):
+    /// the module's spans are then not forwarded, and its events arrive without them.
+    pub fn spans(&self) -> Option<SpanFns> {
+        let t = &self.0;
+        Some(SpanFns {
+            register: t.optional(offset_of!(HostApi, span_register))?,
+            enabled: t.optional(offset_of!(HostApi, span_enabled))?,
+            new: t.optional(offset_of!(HostApi, span_new))?,
+            record: t.optional(offset_of!(HostApi, span_record))?,
+            follows_from: t.optional(offset_of!(HostApi, span_follows_from))?,
+            enter: t.optional(offset_of!(HostApi, span_enter))?,
+            exit: t.optional(offset_of!(HostApi, span_exit))?,
+            clone: t.optional(offset_of!(HostApi, span_clone))?,
+            close: t.optional(offset_of!(HostApi, span_close))?,
+            event_in: t.optional(offset_of!(HostApi, log_event_in))?,
+        })
+    }
 }
+
+/// The size of the [`HostApi`] of the SDK before the span entries were appended: what a
+/// host built with it shows. For compatibility tests.
+#[doc(hidden)]
+pub const HOST_API_SIZE_BEFORE_SPANS: usize = offset_of!(HostApi, span_register);
 
 #[cfg(test)]
 mod tests {
@@ -677,6 +803,42 @@ mod tests {
         2
     }
 
+    unsafe extern "C" fn span_new(
+        _: *const c_void,
+        _: &LogMetadata,
+        _: *const LogField,
+        _: usize,
+        _: u64,
+    ) -> u64 {
+        0
+    }
+    unsafe extern "C" fn span_record(_: *const c_void, _: u64, _: *const LogField, _: usize) {}
+    unsafe extern "C" fn span_pair(_: *const c_void, _: u64, _: u64) {}
+    unsafe extern "C" fn span_one(_: *const c_void, _: u64) {}
+    unsafe extern "C" fn span_close(_: *const c_void, _: u64) -> bool {
+        false
+    }
+    unsafe extern "C" fn event_in(
+        _: *const c_void,
+        _: &LogMetadata,
+        _: *const LogField,
+        _: usize,
+        _: u64,
+    ) {
+    }
+    const SPANS: SpanFns = SpanFns {
+        register,
+        enabled,
+        new: span_new,
+        record: span_record,
+        follows_from: span_pair,
+        enter: span_one,
+        exit: span_one,
+        clone: span_one,
+        close: span_close,
+        event_in,
+    };
+
     #[test]
     fn a_host_table_is_read_only_as_far_as_its_size() {
         // SAFETY: the functions ignore their context.
@@ -686,6 +848,28 @@ mod tests {
         let view = unsafe { HostApiRef::from_raw(&full) }.unwrap();
         assert!(view.log_register().is_some() && view.log_max_level().is_none());
         assert_eq!(view.abi_version(), crate::abi::ABI_VERSION);
+        assert!(
+            view.spans().is_none(),
+            "a table made without its span entries"
+        );
+
+        // SAFETY: the functions ignore their context.
+        let with_spans = unsafe {
+            HostApi::new(std::ptr::null(), enabled, event, None, None, None).with_spans(SPANS)
+        };
+        // SAFETY: alive for the test.
+        let view = unsafe { HostApiRef::from_raw(&with_spans) }.unwrap();
+        assert!(view.spans().is_some());
+        // What a host built before the span entries shows: none of them.
+        // SAFETY: a shorter size only hides entries.
+        let before = unsafe {
+            HostApi::new(std::ptr::null(), enabled, event, None, None, None)
+                .with_spans(SPANS)
+                .with_size(HOST_API_SIZE_BEFORE_SPANS)
+        };
+        // SAFETY: alive for the test.
+        let view = unsafe { HostApiRef::from_raw(&before) }.unwrap();
+        assert!(view.spans().is_none(), "an older host takes no spans");
 
         // SAFETY: the functions ignore their context; a shorter size only hides entries.
         let old = unsafe {
