@@ -46,6 +46,11 @@ pub(crate) fn tracing_is_silent() -> bool {
     dispatcher::get_default(|d| d.downcast_ref::<NoSubscriber>().map(std::ptr::from_ref) == unset)
 }
 
+/// Whether an engine that prints module log events was built.
+pub(crate) fn module_logs_enabled() -> bool {
+    MODULE_LOGS.load(Ordering::Relaxed)
+}
+
 /// Whether a loaded module's log events are printed here, now, on this thread.
 pub(crate) fn module_logs_shown() -> bool {
     MODULE_LOGS.load(Ordering::Relaxed) && tracing_is_silent()
@@ -73,8 +78,10 @@ pub(crate) struct Console {
 impl Console {
     /// A console that prints while `tracing` is silent (`enabled`), or never.
     pub(crate) fn new(enabled: bool) -> Self {
-        if enabled {
-            MODULE_LOGS.store(true, Ordering::Relaxed);
+        if enabled && !MODULE_LOGS.swap(true, Ordering::Relaxed) {
+            // Static modules' events at `INFO` must now pass `tracing`'s level check
+            // (`crate::static_log` says so in its level hint, asked again here).
+            tracing_core::callsite::rebuild_interest_cache();
         }
         Self { enabled }
     }

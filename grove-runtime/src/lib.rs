@@ -68,6 +68,7 @@ mod old_state;
 mod signals;
 mod snapshot;
 mod state_policy;
+mod static_log;
 mod static_module;
 mod stats;
 mod systems;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::config::{ConfigOrigin, GivenConfig};
 use crate::error::{Call, Error, Result};
 use crate::ffi::calls::ModuleCalls;
+use crate::static_log::in_module;
 
 /// A module linked into the host.
 pub struct StaticModule {
@@ -25,6 +26,8 @@ pub struct StaticModule {
     module: Box<dyn AnyLinked>,
     fault: Option<String>,
     calls: Arc<ModuleCalls>,
+    /// The name its log events carry (see [`crate::static_log`]).
+    log_name: Arc<str>,
     /// The config in force; `None` when the module takes no config.
     config: Option<Value>,
 }
@@ -226,6 +229,7 @@ impl StaticModule {
     fn boxed(name: String, module: Box<dyn AnyLinked>) -> Self {
         Self {
             calls: ModuleCalls::new(&name),
+            log_name: name.as_str().into(),
             name,
             module,
             fault: None,
@@ -249,7 +253,9 @@ impl StaticModule {
         let linked = &mut *self.module;
         let _call = self.calls.enter(Call::Configure);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            linked.configure(&given.value, given.base.as_ref())
+            in_module(&self.log_name, || {
+                linked.configure(&given.value, given.base.as_ref())
+            })
         }))
         .unwrap_or_else(|payload| {
             Some(Err(ConfigIssue {
@@ -297,7 +303,11 @@ impl StaticModule {
         let mut ctx = unsafe { Context::with_host(*frame, crate::bus::static_host_api()) };
         let module = self.module.module();
         let _call = self.calls.enter(call);
-        catch_unwind(AssertUnwindSafe(|| f(module, &mut ctx))).map_err(|payload| {
+        let log_name = &self.log_name;
+        catch_unwind(AssertUnwindSafe(|| {
+            in_module(log_name, || f(module, &mut ctx))
+        }))
+        .map_err(|payload| {
             let message = crate::error::panic_message(&*payload);
             self.fault = Some(message.clone());
             Error::Panicked {
@@ -313,12 +323,15 @@ impl StaticModule {
     pub fn health(&mut self) -> Result<grove::Health> {
         let module = self.module.module_ref();
         let _call = self.calls.enter(Call::Health);
-        catch_unwind(AssertUnwindSafe(|| module.health())).map_err(|payload| Error::Panicked {
-            module: self.name.clone(),
-            path: None,
-            call: Call::Health,
-            message: crate::error::panic_message(&*payload),
-        })
+        let log_name = &self.log_name;
+        catch_unwind(AssertUnwindSafe(|| in_module(log_name, || module.health()))).map_err(
+            |payload| Error::Panicked {
+                module: self.name.clone(),
+                path: None,
+                call: Call::Health,
+                message: crate::error::panic_message(&*payload),
+            },
+        )
     }
 
     /// Runs `Module::init`.

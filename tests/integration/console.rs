@@ -24,7 +24,12 @@ fn exercise(engine: &mut Engine) {
     std::fs::copy(counter("v1"), &path).unwrap();
     let events = engine.subscribe();
     engine.load_module(&path).unwrap();
+    // A static module's events are printed as a loaded one's.
+    engine
+        .add_static("counter-static", counter::Counter::default())
+        .unwrap();
     engine.run_frames(2);
+    engine.unload("counter-static").unwrap();
     std::fs::copy(counter("v2"), &path).unwrap();
     engine.reload("counter").unwrap();
     std::fs::copy(counter("incompatible"), &path).unwrap();
@@ -92,7 +97,9 @@ fn section<'a>(stderr: &'a str, name: &str) -> &'a str {
 fn printed(section: &str) -> Vec<&str> {
     section
         .lines()
-        .filter(|l| l.starts_with("grove: ") || l.contains(" counter: "))
+        .filter(|l| {
+            l.starts_with("grove: ") || l.contains(" counter: ") || l.contains(" counter-static: ")
+        })
         .collect()
 }
 
@@ -110,6 +117,7 @@ fn console_lines() {
         for expected in [
             "grove: module `counter` loaded from ",
             " INFO counter: tick count=1 ",
+            " INFO counter-static: tick count=1 ",
             "variant=\"v1\"",
             "grove: module `counter` reloaded: generation 2",
             "grove: reload of module `counter` refused, generation 2 keeps running",

@@ -22,14 +22,14 @@ fn static_and_loaded_modules_run_side_by_side() {
         assert_eq!(counter_state(&mut loaded).total, 8, "loaded v2 counts by 2");
     });
     let ticks = capture.ticks();
-    let from_static: Vec<_> = ticks
-        .iter()
-        .filter(|t| !t.fields.contains_key("module"))
-        .collect();
-    let from_loaded: Vec<_> = ticks
-        .iter()
-        .filter(|t| t.fields.contains_key("module"))
-        .collect();
+    // Each module's events carry its name, static or loaded.
+    let from = |module: &str| -> Vec<_> {
+        ticks
+            .iter()
+            .filter(|t| t.fields.get("module").is_some_and(|m| m == module))
+            .collect()
+    };
+    let (from_static, from_loaded) = (from("counter-static"), from("counter"));
     assert_eq!(from_static.len(), 4);
     assert_eq!(from_loaded.len(), 4);
     assert_eq!(

@@ -249,6 +249,22 @@ fn level_from_raw(raw: u32) -> Level {
     }
 }
 
+/// The twin, with the `module` field, of a callsite of the host's own `tracing`: what a
+/// static module's event is given so that it reads as a loaded module's (see
+/// [`crate::static_log`]). The same log statement gets the same twin either way.
+pub(crate) fn twin_of(meta: &Metadata<'_>) -> &'static HostCallsite {
+    intern(CallsiteKey {
+        span: meta.is_span(),
+        level: level_to_raw(*meta.level()),
+        target: meta.target().to_owned(),
+        name: meta.name().to_owned(),
+        module_path: meta.module_path().unwrap_or("").to_owned(),
+        file: meta.file().unwrap_or("").to_owned(),
+        line: meta.line().unwrap_or(0),
+        fields: meta.fields().iter().map(|f| f.name().to_owned()).collect(),
+    })
+}
+
 fn intern(key: CallsiteKey) -> &'static HostCallsite {
     static INTERNED: Mutex<Option<HashMap<CallsiteKey, &'static HostCallsite>>> = Mutex::new(None);
     let mut interned = INTERNED.lock().unwrap_or_else(|p| p.into_inner());

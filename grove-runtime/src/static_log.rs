@@ -1,0 +1,290 @@
+//! A static module's `tracing` events, given the `module` field a loaded module's carry, so
+//! that a module logs the same lines whether it is loaded or linked in.
+//!
+//! A loaded module's events reach the host through the C ABI and are re-emitted from a
+//! host-side twin of their callsite, with the module's name added as a last field
+//! ([`crate::ffi::host_log`]). A static module's events are the host's own, so while the
+//! engine calls a static module, the calling thread's dispatcher is a [`Tagger`] that does
+//! the same to them: it re-emits each event from the same twin (the same log statement gets
+//! the same twin either way), with the same field values, into the dispatcher that was in
+//! force, and hands spans to it unchanged. While nothing could record an event (no
+//! subscriber, no console), calls are made as they are, for nothing.
+//!
+//! One `Tagger` serves every static module of the process; which module is being called is
+//! the thread's [`Scope`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use tracing_core::callsite::Identifier;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Current, Id, Record};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Dispatch, Event, LevelFilter, Metadata, Subscriber};
+
+use crate::ffi::host_log::{HostCallsite, HostValue, print, twin_of, with_value_set};
+
+/// Which static module the thread is calling, and the dispatcher its events go to.
+struct Scope {
+    module: Arc<str>,
+    inner: Dispatch,
+    /// Whether grove's console prints module events (nothing else would show them).
+    console: bool,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, a call into static module `module`, with its events tagged with its name.
+pub(crate) fn in_module<R>(module: &Arc<str>, f: impl FnOnce() -> R) -> R {
+    // Nothing records anything, nor prints: nothing to tag.
+    if LevelFilter::current() == LevelFilter::OFF && !crate::console::module_logs_shown() {
+        return f();
+    }
+    let scope = Scope {
+        module: Arc::clone(module),
+        inner: tracing_core::dispatcher::get_default(Dispatch::clone),
+        console: crate::console::module_logs_shown(),
+    };
+    let outer = SCOPE.with(|s| s.replace(Some(scope)));
+    /// Puts back the thread's scope, also when `f` panics.
+    struct Restore(Option<Scope>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            let _ = SCOPE.try_with(|s| *s.borrow_mut() = outer);
+        }
+    }
+    let _restore = Restore(outer);
+    tracing_core::dispatcher::with_default(tagger(), f)
+}
+
+/// The process's one `Tagger`.
+fn tagger() -> &'static Dispatch {
+    static TAGGER: OnceLock<Dispatch> = OnceLock::new();
+    TAGGER.get_or_init(|| {
+        Dispatch::new(Tagger {
+            twins: RwLock::new(HashMap::new()),
+        })
+    })
+}
+
+/// Calls `f` with the thread's scope; `None` outside one (a thread the tagger was handed
+/// to by hand).
+fn with_scope<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
+    SCOPE
+        .try_with(|s| s.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
+}
+
+/// The dispatcher of static module calls.
+struct Tagger {
+    /// Each event callsite's twin, with the `module` field.
+    twins: RwLock<HashMap<Identifier, &'static HostCallsite>>,
+}
+
+impl Tagger {
+    fn twin(&self, meta: &'static Metadata<'static>) -> &'static HostCallsite {
+        let id = meta.callsite();
+        if let Some(twin) = self
+            .twins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return twin;
+        }
+        let twin = twin_of(meta);
+        self.twins
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, twin);
+        twin
+    }
+}
+
+/// The dispatcher an event or span goes to: the scope's, or none.
+fn inner() -> Dispatch {
+    with_scope(|s| s.inner.clone()).unwrap_or_else(Dispatch::none)
+}
+
+impl Subscriber for Tagger {
+    /// Asked every time: whether an event is recorded depends on the dispatcher in force
+    /// when the module is called.
+    fn register_callsite(&self, _meta: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+
+    /// Adds nothing to the most verbose level the process's dispatchers record: the
+    /// dispatcher in force gives its own.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        // Except what grove's console prints, while nothing else would.
+        Some(if crate::console::module_logs_enabled() {
+            LevelFilter::from_level(crate::console::MODULE_LEVEL)
+        } else {
+            LevelFilter::OFF
+        })
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        with_scope(|scope| {
+            if meta.is_span() {
+                return scope.inner.enabled(meta);
+            }
+            // An event's metadata from `tracing`'s macros is its callsite's own; other
+            // metadata has no callsite to twin and is asked as it is.
+            let Some(meta) = static_meta(meta) else {
+                return scope.inner.enabled(meta);
+            };
+            let twin = self.twin(meta);
+            twin_enabled(&scope.inner, twin)
+                || (scope.console && *meta.level() <= crate::console::MODULE_LEVEL)
+        })
+        .unwrap_or(false)
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        inner().new_span(span)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        inner().record(span, values);
+    }
+
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        inner().record_follows_from(span, follows);
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        let meta = event.metadata();
+        let Some(meta) = static_meta(meta) else {
+            inner().event(event);
+            return;
+        };
+        let twin = self.twin(meta);
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let values = fields.values();
+        let parent = if event.is_contextual() {
+            None
+        } else {
+            Some(event.parent().cloned())
+        };
+        with_scope(|scope| {
+            // The console prints only while nothing else would show the event.
+            if scope.console {
+                print(twin, &scope.module, &values);
+                return;
+            }
+            // `enabled` asked the dispatcher in force about the twin: it records it.
+            with_value_set(twin, Some(&scope.module), &values, |meta, value_set| {
+                let event = match parent {
+                    None => Event::new(meta, value_set),
+                    Some(parent) => Event::new_child_of(parent, meta, value_set),
+                };
+                scope.inner.event(&event);
+            });
+        });
+    }
+
+    fn enter(&self, span: &Id) {
+        inner().enter(span);
+    }
+
+    fn exit(&self, span: &Id) {
+        inner().exit(span);
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        inner().clone_span(span)
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        inner().try_close(span)
+    }
+
+    fn current_span(&self) -> Current {
+        inner().current_span()
+    }
+}
+
+/// Whether `inner` records events of `twin` now.
+fn twin_enabled(inner: &Dispatch, twin: &'static HostCallsite) -> bool {
+    inner.enabled(tracing_core::callsite::Callsite::metadata(twin))
+}
+
+/// `meta` as the `'static` metadata of a registered callsite, which every `tracing` macro
+/// gives; `None` for metadata built at run time.
+fn static_meta<'a>(meta: &'a Metadata<'a>) -> Option<&'static Metadata<'static>> {
+    let callsite: &'static dyn tracing_core::Callsite = meta.callsite().0;
+    let registered = callsite.metadata();
+    std::ptr::eq(registered, meta).then_some(registered)
+}
+
+/// An event's field values, recorded as a loaded module records them
+/// (`grove::abi::forward`): numbers and booleans as they are, strings as strings, anything
+/// else as its `Debug` text.
+#[derive(Default)]
+struct Fields {
+    values: Vec<(&'static str, Value)>,
+}
+
+enum Value {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+    Debug(String),
+}
+
+impl Fields {
+    fn values(&self) -> Vec<(&str, HostValue<'_>)> {
+        self.values
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Value::I64(v) => HostValue::I64(*v),
+                    Value::U64(v) => HostValue::U64(*v),
+                    Value::F64(v) => HostValue::F64(*v),
+                    Value::Bool(v) => HostValue::Bool(*v),
+                    Value::Str(v) => HostValue::Str(v),
+                    Value::Debug(v) => HostValue::Debug(v),
+                };
+                (*name, value)
+            })
+            .collect()
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.values
+            .push((field.name(), Value::Debug(format!("{value:?}"))));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.values
+            .push((field.name(), Value::Str(value.to_owned())));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.values.push((field.name(), Value::I64(value)));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.values.push((field.name(), Value::U64(value)));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.values.push((field.name(), Value::F64(value)));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.values.push((field.name(), Value::Bool(value)));
+    }
+}
