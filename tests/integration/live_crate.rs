@@ -360,3 +360,61 @@ fn a_path_dependency_is_watched_and_every_build_ends_in_an_event() {
     // rustc's diagnostic, naming the helper's file.
     assert!(stderr.contains("helper/src/lib.rs"), "{stderr}");
 }
+
+/// What the traced module keeps: a backtrace taken inside its `process`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct TracedState {
+    trace: String,
+}
+
+#[test]
+fn a_watched_crates_development_build_keeps_file_and_line_in_backtraces() {
+    // Built as `watch_crate` builds by default (debug info: line tables only, see
+    // `DevProfile`), a backtrace taken inside the loaded module names its function, file
+    // and line.
+    let dir = scratch_dir().join("traced-module");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let sdk = workspace_root().join("grove-sdk");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"traced-module\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n\
+             [dependencies]\ngrove-sdk = {{ path = {:?} }}\n\n[workspace]\n",
+            sdk.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "use grove::prelude::*;\n\
+         \n\
+         #[grove::module]\n\
+         #[derive(Default)]\n\
+         pub struct Traced {\n    trace: String,\n}\n\
+         \n\
+         impl Module for Traced {\n    \
+             fn process(&mut self, _ctx: &mut Context) {\n        \
+                 self.trace = std::backtrace::Backtrace::force_capture().to_string();\n    \
+             }\n\
+         }\n",
+    )
+    .unwrap();
+    let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
+    let options = BuildOptions {
+        target_dir: Some(fixture_target_dir()),
+        ..BuildOptions::default()
+    };
+    let name = engine.watch_crate_with(&dir, options).unwrap();
+    engine.run_frames(1);
+    let state: TracedState = engine.module_state(&name).unwrap();
+    assert!(
+        state.trace.contains("process") && state.trace.contains("src/lib.rs:11"),
+        "the module's frame with its file and line:\n{}",
+        state.trace
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
