@@ -352,7 +352,7 @@ mod tests {
             artifact.display()
         );
         let bytes = std::fs::read(&artifact).unwrap();
-        crate::ffi::elf::check_complete(&bytes).unwrap();
+        crate::ffi::elf::check_and_hash(&bytes).unwrap();
         assert!(has_mark(&artifact, 1));
     }
 

@@ -195,11 +195,10 @@ struct Crate {
     changed: Option<Instant>,
 }
 
-/// The hash of the file at `path`; `None` if it cannot be read.
+/// The hash of what the library at `path` loads, as the watcher hashes it; `None` if it
+/// cannot be read.
 fn hash_file(path: &Path) -> Option<u64> {
-    std::fs::read(path)
-        .ok()
-        .map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+    crate::ffi::elf::file_hash(path)
 }
 
 /// The builder thread.
@@ -480,7 +479,7 @@ mod tests {
         let crate_ = TestCrate::new(r#"["cdylib", "rlib"]"#, &lib_rs(1));
         let builder = crate_.builder();
         let first = builder.build().unwrap();
-        let loaded = xxhash_rust::xxh3::xxh3_64(&std::fs::read(&first).unwrap());
+        let loaded = crate::ffi::elf::file_hash(&first).unwrap();
         let hub = WatchHub::default();
         let staging = Arc::new(crate::ffi::staging::Staging::new().unwrap());
         let checks = LibraryChecks::start(hub.clone()).unwrap();

@@ -258,15 +258,14 @@ impl Library {
         &self.source
     }
 
-    /// A hash of the library's content: known when the watcher read it, else computed from
-    /// the staged copy on first use (only a watched module needs it), through a mapping:
-    /// hashing hundreds of libraries leaves nothing on the heap.
+    /// A hash of what the library loads ([`super::elf::check_and_hash`]): known when the
+    /// watcher read it, else computed from the staged copy on first use (only a watched
+    /// module needs it), through a mapping: hashing hundreds of libraries leaves nothing
+    /// on the heap.
     pub(crate) fn content_hash(&self) -> u64 {
-        *self.content_hash.get_or_init(|| {
-            File::open(&self.staged)
-                .and_then(|copy| Mapped::staged(&copy))
-                .map_or(0, |mapped| xxhash_rust::xxh3::xxh3_64(mapped.bytes()))
-        })
+        *self
+            .content_hash
+            .get_or_init(|| super::elf::file_hash(&self.staged).unwrap_or(0))
     }
 
     pub(crate) fn create_fn(&self) -> CreateFn {

@@ -2,8 +2,8 @@
 //!
 //! A file is taken when it is a valid ELF shared object whose sections all lie inside it,
 //! and it did not change while it was copied. It is copied straight into the staging area
-//! (in the kernel: `copy_file_range`), then checked and hashed from a read-only mapping of
-//! the copy: nothing of it goes through the heap, so hundreds of new libraries found at
+//! (in the kernel: `copy_file_range`), then checked and its loadable segments hashed from a
+//! read-only mapping of the copy: nothing of it goes through the heap, so hundreds of new libraries found at
 //! once leave no memory behind, and the copy is the one `dlopen` opens.
 
 use std::fs::File;
@@ -68,10 +68,10 @@ pub(super) fn stage_if_complete(
         return Ok(Err("the file changed while it was read".into()));
     }
     let mapped = Mapped::staged(&copy)?;
-    if let Err(reason) = crate::ffi::elf::check_complete(mapped.bytes()) {
-        return Ok(Err(reason));
-    }
-    let hash = xxhash_rust::xxh3::xxh3_64(mapped.bytes());
+    let hash = match crate::ffi::elf::check_and_hash(mapped.bytes()) {
+        Ok(hash) => hash,
+        Err(reason) => return Ok(Err(reason)),
+    };
     drop(mapped);
     let resolved = crate::ffi::staging::opened_path(&file, path);
     Ok(Ok(Snapshot {

@@ -146,8 +146,8 @@ pub(crate) struct LibraryWatcher {
 }
 
 impl LibraryWatcher {
-    /// Watches the library at `path`. `loaded_hash` is the xxh3 of the version running now
-    /// (`Library::content_hash`): that version is not reported again. New versions are
+    /// Watches the library at `path`. `loaded_hash` is the identity of the version running
+    /// now (`Library::content_hash`, a hash of its loadable segments): that version is not reported again. New versions are
     /// copied into `staging`. The file is checked once at the start, so a version completed
     /// before the watch began is not missed.
     pub(crate) fn new(
@@ -541,7 +541,7 @@ mod tests {
             let Ok(bytes) = std::fs::read(candidate) else {
                 continue;
             };
-            if crate::ffi::elf::check_complete(&bytes).is_ok() && !found.contains(&bytes) {
+            if crate::ffi::elf::check_and_hash(&bytes).is_ok() && !found.contains(&bytes) {
                 found.push(bytes);
             }
             if found.len() == 2 {
@@ -572,7 +572,7 @@ mod tests {
         fn watch(&self, path: &Path, loaded: &[u8]) -> LibraryWatcher {
             LibraryWatcher::new(
                 path,
-                xxhash_rust::xxh3::xxh3_64(loaded),
+                crate::ffi::elf::check_and_hash(loaded).unwrap(),
                 &self.staging,
                 &self.checks,
             )
@@ -642,7 +642,10 @@ mod tests {
             staged_bytes(&new) == expected,
             "reported bytes are not the new version"
         );
-        assert_eq!(new.snapshot.hash, xxhash_rust::xxh3::xxh3_64(expected));
+        assert_eq!(
+            new.snapshot.hash,
+            crate::ffi::elf::check_and_hash(expected).unwrap()
+        );
         assert!(new.detected <= Instant::now());
         assert_quiet(watcher);
     }
@@ -729,7 +732,7 @@ mod tests {
         let (setup, watcher) = setup();
         // Waits until `bytes` is the version kept, without taking it.
         let wait_until_kept = |bytes: &[u8]| {
-            let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+            let hash = crate::ffi::elf::check_and_hash(bytes).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             while watcher
                 .shared
