@@ -6,7 +6,8 @@
 //! `Cargo.toml`, and every other source file the last build used, as cargo's dep-info file
 //! lists them (path dependencies, other workspace members) with their crates' `Cargo.toml`;
 //! editors' temporary files are ignored. A burst of events (an editor saves in several
-//! writes) queues one build once [`QUIET`] has passed without another; a crate changed
+//! writes) queues one build once [`QUIET`] has passed without another ([`SAVED_QUIET`]
+//! after a finished save); a crate changed
 //! again while it waits in the queue is still built once, and changes made while it builds
 //! queue exactly one more build. Crates are built in the order their changes settled. A
 //! build whose library is byte for byte the one before says so
@@ -29,6 +30,12 @@ use crate::watch::{Subscription, WatchHub};
 
 /// How long the sources must stay unchanged before a rebuild starts.
 pub(crate) const QUIET: Duration = Duration::from_millis(50);
+
+/// As [`QUIET`], when the last change was a finished save (a file closed after writing, or
+/// renamed into place): only the next files of a save of several are waited for, which an
+/// editor writes one right after the other. A build started early is followed by exactly
+/// one more if a file changes while it runs.
+pub(crate) const SAVED_QUIET: Duration = Duration::from_millis(10);
 
 /// The engine's builder thread. Dropping it kills a running cargo and stops the thread.
 #[derive(Debug)]
@@ -191,8 +198,9 @@ struct Crate {
     watched: HashMap<PathBuf, Subscription>,
     /// The last library built, hashed, to tell a build that changed nothing.
     last_hash: Option<u64>,
-    /// When a source last changed, while a build of the change is due.
-    changed: Option<Instant>,
+    /// When a source last changed, while a build of the change is due, and how long the
+    /// sources must stay unchanged from then.
+    changed: Option<(Instant, Duration)>,
 }
 
 /// The hash of what the library at `path` loads, as the watcher hashes it; `None` if it
@@ -215,7 +223,7 @@ impl Rebuilder {
             let quiet_ends = self
                 .crates
                 .values()
-                .filter_map(|c| c.changed.map(|at| at + QUIET))
+                .filter_map(|c| c.changed.map(|(at, quiet)| at + quiet))
                 .min();
             let first = if !self.queue.is_empty() {
                 signals.try_recv().ok()
@@ -251,7 +259,12 @@ impl Rebuilder {
                         {
                             // Queued and changed again: still one build, once quiet again.
                             self.queue.retain(|queued| *queued != id);
-                            watched.changed = Some(Instant::now());
+                            let quiet = if is_finished_save(&event) {
+                                SAVED_QUIET
+                            } else {
+                                QUIET
+                            };
+                            watched.changed = Some((Instant::now(), quiet));
                         }
                     }
                 }
@@ -262,7 +275,7 @@ impl Rebuilder {
                 .crates
                 .iter_mut()
                 .filter_map(|(id, c)| match c.changed {
-                    Some(at) if now.duration_since(at) >= QUIET => {
+                    Some((at, quiet)) if now.duration_since(at) >= quiet => {
                         c.changed = None;
                         Some((at, *id))
                     }
@@ -427,6 +440,28 @@ fn is_source(dir: &Path, path: &Path) -> bool {
         || Path::new(name).extension() == Some(OsStr::new("rs"))
 }
 
+/// Whether `event` ends the save of a file cargo reads (a `.rs` file or a `Cargo.toml`):
+/// closed after writing, or renamed into place. An editor's temporary file closed before
+/// it is renamed over the source is not the end of the save.
+fn is_finished_save(event: &notify::Event) -> bool {
+    use notify::event::{ModifyKind, RenameMode};
+    let finished = matches!(
+        event.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    );
+    // For a rename of both ends, the last path is where the file now is.
+    let path = match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.last(),
+        _ => event.paths.first(),
+    };
+    finished
+        && path.is_some_and(|path| {
+            path.extension() == Some(OsStr::new("rs"))
+                || path.file_name() == Some(OsStr::new("Cargo.toml"))
+        })
+}
+
 /// Editors' swap, backup and lock files.
 fn is_editor_temp(name: &OsStr) -> bool {
     let name = name.to_string_lossy();
@@ -472,6 +507,32 @@ mod tests {
             BuildEvent::Started => {}
             other => panic!("expected Started, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_finished_save_of_a_source_is_told_from_the_writes_before_it() {
+        use notify::event::{DataChange, ModifyKind, RenameMode};
+        let event = |kind, paths: &[&str]| notify::Event {
+            kind,
+            paths: paths.iter().map(PathBuf::from).collect(),
+            attrs: Default::default(),
+        };
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(is_finished_save(&event(closed, &["/c/src/lib.rs"])));
+        assert!(is_finished_save(&event(closed, &["/c/Cargo.toml"])));
+        assert!(is_finished_save(&event(
+            renamed,
+            &["/c/src/.lib.rs.tmp", "/c/src/lib.rs"]
+        )));
+        // Still being written, or a temporary file not yet in place.
+        assert!(!is_finished_save(&event(written, &["/c/src/lib.rs"])));
+        assert!(!is_finished_save(&event(closed, &["/c/src/.lib.rs.tmp"])));
+        assert!(!is_finished_save(&event(
+            renamed,
+            &["/c/src/lib.rs", "/c/src/lib.rs.bak"]
+        )));
     }
 
     #[test]
