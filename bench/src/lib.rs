@@ -20,6 +20,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use serde::{Deserialize, Serialize};
 
 pub mod bigstate;
+pub mod editloop;
 pub mod table;
 
 /// The fixture libraries, built once with `--release`.
@@ -246,27 +247,35 @@ pub struct LatencyFigures {
 /// Renames alternating versions into place `samples` times while an unpaced engine steps,
 /// timing from the rename to the end of the frame that ran the new code.
 pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
+    file_latency(&fixtures.v1, &fixtures.v2, samples)
+}
+
+/// As [`watcher_latency`], for any two builds of one module: `v1` is loaded first, then
+/// `v2` and `v1` take turns.
+pub fn file_latency(v1: &Path, v2: &Path, samples: usize) -> LatencyFigures {
     let staging = Arc::new(Staging::new().unwrap());
     let dir = staging.path().join("watched");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("libbench.so");
-    std::fs::copy(&fixtures.v1, &path).unwrap();
+    std::fs::copy(v1, &path).unwrap();
     let mut engine = Engine::builder().target_fps(0.0).build().unwrap();
     let name = engine.load_module(&path).unwrap();
     let mut latencies = Vec::new();
     let mut floors = Vec::new();
     for i in 0..samples + 2 {
-        let source = if i % 2 == 0 {
-            &fixtures.v2
-        } else {
-            &fixtures.v1
-        };
+        let source = if i % 2 == 0 { v2 } else { v1 };
         let tmp = dir.join("libbench.so.tmp");
         std::fs::copy(source, &tmp).unwrap();
+        // On disk before the rename: renaming over a file whose data is still in the page
+        // cache makes ext4 flush it inside `rename` (auto_da_alloc), which blocks the
+        // renaming thread for milliseconds while the watcher, woken in the middle of the
+        // call, already copies the file: the rename's start and end would both be wrong
+        // origins.
+        std::fs::File::open(&tmp).unwrap().sync_all().unwrap();
         engine.run_frames(20);
         let generation = engine.generation(&name).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
         let renamed = Instant::now();
+        std::fs::rename(&tmp, &path).unwrap();
         let deadline = renamed + Duration::from_secs(10);
         while engine.generation(&name).unwrap() == generation {
             assert!(
@@ -278,6 +287,9 @@ pub fn watcher_latency(fixtures: &Fixtures, samples: usize) -> LatencyFigures {
         let latency = renamed.elapsed();
         if i >= 2 {
             latencies.push(latency);
+            // In the same conditions: the old version retired, the frames that follow a
+            // reload run, then the same file copied and opened by hand.
+            engine.run_frames(20);
             floors.push(floor_load(source, staging.path(), i).load);
         }
     }

@@ -2,7 +2,7 @@
 //! run. `cargo run --release -p grove-bench` (about a minute; the frame pacing row alone
 //! takes 10 s). `--quick` shortens every measurement, for a smoke run. Section names
 //! (`reload`, `latency`, `overhead`, `pacing`, `formats`, `soak`, `logs`, `messaging`,
-//! `snapshots`, `many`, `bigstate`) run only those:
+//! `snapshots`, `many`, `bigstate`, `editloop`) run only those:
 //! `cargo run --release -p grove-bench -- logs`.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const SECTIONS: [&str; 11] = [
+    const SECTIONS: [&str; 12] = [
         "reload",
         "latency",
         "overhead",
@@ -36,6 +36,7 @@ fn main() {
         "snapshots",
         "many",
         "bigstate",
+        "editloop",
     ];
     if let Some(unknown) = only.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
         eprintln!(
@@ -383,6 +384,10 @@ fn main() {
         }
     }
 
+    if run("editloop") {
+        edit_loop_rows(&mut table, scale(20));
+    }
+
     // Last: it installs a global subscriber in this process, for good, which the rows
     // above must not pay for.
     if run("logs") {
@@ -487,4 +492,89 @@ fn main() {
     }
 
     println!("{}", table.render());
+}
+
+/// The edit loop of the hello module in a debug build, with grove's development profile
+/// (line tables) and with cargo's default (full debug info); then the reload part alone
+/// of each library against copy + dlopen of the same file.
+fn edit_loop_rows(table: &mut Table, edits: usize) {
+    use grove_bench::editloop::{EditCrate, edit_loop, file_size};
+    use grove_runtime::DevProfile;
+
+    let krate = EditCrate::scratch();
+    let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
+    for (profile, label) in [
+        (DevProfile::LineTables, "line tables (grove's default)"),
+        (
+            DevProfile::AsConfigured,
+            "full debug info (cargo's default)",
+        ),
+    ] {
+        eprintln!("edit loop, {label} (the first build compiles the dependencies)...");
+        let e = edit_loop(&krate, profile, edits);
+        let (a, b) = &e.libraries;
+        eprintln!("the reload part alone, {label}...");
+        let l = file_latency(a, b, edits * 3);
+        let what = format!("hello module, debug, {label}, {}", mb(e.library_bytes));
+        let p = |(p50, p95): (Duration, Duration)| format!("{} / {}", ms(p50), ms(p95));
+        table.row(
+            format!(
+                "edit saved -> build started, p50 / p95 ({what}, {} edits)",
+                e.edits
+            ),
+            p(e.to_build),
+            "",
+            "",
+            "",
+            None,
+        );
+        table.row(
+            format!("cargo's incremental build, p50 / p95 ({what})"),
+            p(e.cargo),
+            "",
+            "",
+            "",
+            None,
+        );
+        table.row(
+            format!("library on disk -> first frame of new code, p50 / p95 ({what})"),
+            p(e.to_new_code),
+            format!("{} copy+dlopen+dlsym", ms(l.floor)),
+            format!(
+                "{:.2}x",
+                e.to_new_code.0.as_secs_f64() / l.floor.as_secs_f64()
+            ),
+            "",
+            None,
+        );
+        table.row(
+            format!("edit saved -> first frame of new code, p50 / p95 ({what})"),
+            p(e.total),
+            format!("{} cargo", ms(e.cargo.0)),
+            format!("{:.2}x", e.total.0.as_secs_f64() / e.cargo.0.as_secs_f64()),
+            "",
+            None,
+        );
+        let ratio = l.p50.as_secs_f64() / l.floor.as_secs_f64();
+        table.row(
+            format!(
+                "the reload part alone: new file -> new code running, p50 ({} reloads, {})",
+                l.samples,
+                mb(file_size(a))
+            ),
+            ms(l.p50),
+            format!("{} copy+dlopen+dlsym", ms(l.floor)),
+            format!("{ratio:.2}x"),
+            "<= 1.5x floor",
+            Some(ratio <= 1.5),
+        );
+        table.row(
+            format!("the reload part alone, p99 ({})", mb(file_size(a))),
+            ms(l.p99),
+            ms(l.floor),
+            format!("{:.2}x", l.p99.as_secs_f64() / l.floor.as_secs_f64()),
+            "",
+            None,
+        );
+    }
 }
