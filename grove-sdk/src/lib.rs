@@ -52,7 +52,9 @@
 //!   join your threads in a field's `Drop` to get that memory back.
 //! - A `thread_local!` with a destructor, touched on a host thread, keeps the old library
 //!   mapped until that thread exits (the loader reports it by name).
-//! - `tracing` spans opened inside a module are not forwarded; their events are.
+//! - A loaded module's `tracing` spans are the host's: they nest and hold its events in
+//!   the host's subscriber, but `Span::current()` inside the module is unknown. Under a
+//!   host built before span forwarding, spans are not forwarded (events are).
 //! - A library must be built with `panic = "unwind"` (the default): a `panic = "abort"`
 //!   build is refused at load, since its first panic would end the host.
 //! - Types whose `Deserialize` rejects sample values, or that need a self-describing format
