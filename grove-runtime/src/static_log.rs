@@ -14,9 +14,9 @@
 //! the thread's [`Scope`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use tracing_core::callsite::Identifier;
 use tracing_core::field::{Field, Visit};
@@ -28,7 +28,7 @@ use crate::ffi::host_log::{HostCallsite, HostValue, print, twin_of, with_value_s
 
 /// Which static module the thread is calling, and the dispatcher its events go to.
 struct Scope {
-    module: Arc<str>,
+    module: &'static str,
     inner: Dispatch,
     /// Whether grove's console prints module events (nothing else would show them).
     console: bool,
@@ -38,16 +38,32 @@ thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
-/// Runs `f`, a call into static module `module`, with its events tagged with its name.
-pub(crate) fn in_module<R>(module: &Arc<str>, f: impl FnOnce() -> R) -> R {
+/// The name a static module's events carry, kept for the life of the process (one copy
+/// per distinct name): entering a call then copies a reference, not a counted one.
+pub(crate) fn log_name(module: &str) -> &'static str {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(name) = names.get(module) {
+        return name;
+    }
+    let name: &'static str = Box::leak(module.to_owned().into_boxed_str());
+    names.insert(name);
+    name
+}
+
+/// Runs `f`, a call into static module `module` (a [`log_name`]), with its events tagged
+/// with its name.
+pub(crate) fn in_module<R>(module: &'static str, f: impl FnOnce() -> R) -> R {
+    let console = crate::console::module_logs_shown();
     // Nothing records anything, nor prints: nothing to tag.
-    if LevelFilter::current() == LevelFilter::OFF && !crate::console::module_logs_shown() {
+    if !console && LevelFilter::current() == LevelFilter::OFF {
         return f();
     }
     let scope = Scope {
-        module: Arc::clone(module),
+        module,
         inner: tracing_core::dispatcher::get_default(Dispatch::clone),
-        console: crate::console::module_logs_shown(),
+        console,
     };
     let outer = SCOPE.with(|s| s.replace(Some(scope)));
     /// Puts back the thread's scope, also when `f` panics.
@@ -177,11 +193,11 @@ impl Subscriber for Tagger {
         with_scope(|scope| {
             // The console prints only while nothing else would show the event.
             if scope.console {
-                print(twin, &scope.module, &values);
+                print(twin, scope.module, &values);
                 return;
             }
             // `enabled` asked the dispatcher in force about the twin: it records it.
-            with_value_set(twin, Some(&scope.module), &values, |meta, value_set| {
+            with_value_set(twin, Some(scope.module), &values, |meta, value_set| {
                 let event = match parent {
                     None => Event::new(meta, value_set),
                     Some(parent) => Event::new_child_of(parent, meta, value_set),

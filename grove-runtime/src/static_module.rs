@@ -27,7 +27,7 @@ pub struct StaticModule {
     fault: Option<String>,
     calls: Arc<ModuleCalls>,
     /// The name its log events carry (see [`crate::static_log`]).
-    log_name: Arc<str>,
+    log_name: &'static str,
     /// The config in force; `None` when the module takes no config.
     config: Option<Value>,
 }
@@ -229,7 +229,7 @@ impl StaticModule {
     fn boxed(name: String, module: Box<dyn AnyLinked>) -> Self {
         Self {
             calls: ModuleCalls::new(&name),
-            log_name: name.as_str().into(),
+            log_name: crate::static_log::log_name(&name),
             name,
             module,
             fault: None,
@@ -253,7 +253,7 @@ impl StaticModule {
         let linked = &mut *self.module;
         let _call = self.calls.enter(Call::Configure);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            in_module(&self.log_name, || {
+            in_module(self.log_name, || {
                 linked.configure(&given.value, given.base.as_ref())
             })
         }))
@@ -303,7 +303,7 @@ impl StaticModule {
         let mut ctx = unsafe { Context::with_host(*frame, crate::bus::static_host_api()) };
         let module = self.module.module();
         let _call = self.calls.enter(call);
-        let log_name = &self.log_name;
+        let log_name = self.log_name;
         catch_unwind(AssertUnwindSafe(|| {
             in_module(log_name, || f(module, &mut ctx))
         }))
@@ -323,7 +323,7 @@ impl StaticModule {
     pub fn health(&mut self) -> Result<grove::Health> {
         let module = self.module.module_ref();
         let _call = self.calls.enter(Call::Health);
-        let log_name = &self.log_name;
+        let log_name = self.log_name;
         catch_unwind(AssertUnwindSafe(|| in_module(log_name, || module.health()))).map_err(
             |payload| Error::Panicked {
                 module: self.name.clone(),
