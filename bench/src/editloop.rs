@@ -20,7 +20,6 @@ const MARKER: &str = "self.edit = ";
 /// A scratch copy of the hello module crate, and where cargo builds it.
 #[derive(Debug)]
 pub struct EditCrate {
-    _scratch: tempfile::TempDir,
     /// The crate's directory.
     pub dir: PathBuf,
     /// Its target directory: kept across runs of the benchmark (under the workspace's
@@ -41,11 +40,13 @@ impl EditCrate {
     /// the workspace's lock file, so it builds from the same dependency versions.
     pub fn scratch() -> Self {
         let root = workspace_root();
-        let scratch = tempfile::Builder::new()
-            .prefix("grove-bench-editloop-")
-            .tempdir_in(root.join("target"))
-            .unwrap();
-        let dir = scratch.path().join("hello-module");
+        let target = root.join("target").join("grove-bench").join("editloop");
+        // Always at the same place: cargo keeps one fingerprint per package name in a
+        // target directory, listing the last build's sources by absolute path, so a copy
+        // in a new directory each run would have cargo look at an older copy left behind
+        // (a run that was stopped), find it unchanged, and build nothing.
+        let dir = target.join("crate");
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("src")).unwrap();
         let source =
             std::fs::read_to_string(root.join("examples/hello-module/src/lib.rs")).unwrap();
@@ -76,11 +77,7 @@ impl EditCrate {
         )
         .unwrap();
         std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-        Self {
-            _scratch: scratch,
-            dir,
-            target: root.join("target").join("grove-bench").join("editloop"),
-        }
+        Self { dir, target }
     }
 
     /// Saves the source with edit number `n`, as editors that save atomically do (a
