@@ -298,13 +298,30 @@ pub fn frame(n: u64) -> grove::abi::FrameInfo {
 /// A new empty directory for one test, under the fixture target dir.
 pub fn scratch_dir() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let scratch = fixture_target_dir().join("scratch");
+    SWEPT.call_once(|| remove_dead_scratch_dirs(&scratch));
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = fixture_target_dir()
-        .join("scratch")
-        .join(format!("{}-{n}", std::process::id()));
+    let dir = scratch.join(format!("{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the scratch directories (`<pid>-<n>`) of test processes that have ended: a test
+/// that fails leaves its directory behind to look at, until the next run.
+fn remove_dead_scratch_dirs(scratch: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.split('-').next());
+        let alive = pid.is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A real shared library with no grove exports, built once with rustc directly.
