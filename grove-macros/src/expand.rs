@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, ItemStruct, LitStr, parse_quote};
+use syn::{ItemStruct, parse_quote};
 
 use crate::errors::Errors;
 use crate::{fallback, fields, parse, validate};
@@ -58,17 +58,8 @@ fn expand(options: &parse::Options, mut item: ItemStruct) -> TokenStream {
     let mut field_checks = Vec::new();
     let mut field_bounds = Vec::new();
     for field in fields::state_fields(&item) {
-        let (ty, cfgs, span) = (field.ty, &field.cfgs, field.span);
-        let ty_str = quote!(#ty).to_string();
-        field_checks.push(quote_spanned! {span=>
-            #(#cfgs)*
-            (&__GroveStateField::<#ty>::NEW).__grove_check_field();
-        });
-        let ser = format!("for<'__grove> {ty_str}: {krate_str}::__private::serde::Serialize");
-        let de = format!("{ty_str}: {krate_str}::__private::serde::Deserialize<'de>");
-        let (ser, de) = (LitStr::new(&ser, span), LitStr::new(&de, span));
-        let bound: Attribute = parse_quote!(#[serde(bound(serialize = #ser, deserialize = #de))]);
-        field_bounds.push((field.index, bound));
+        field_checks.push(field.check());
+        field_bounds.push((field.index, field.serde_bound(&krate_str)));
     }
     // In a closure: the checks pick a method by the field's type, and const code cannot call
     // trait methods. The closure is never called; it only has to type-check.

@@ -21,6 +21,31 @@ pub(crate) struct StateField<'a> {
     pub(crate) span: Span,
 }
 
+impl StateField<'_> {
+    /// The check that the field's type can be saved: a method picked by the type, in the
+    /// closure of checks the macros generate, spanned at the field.
+    pub(crate) fn check(&self) -> TokenStream {
+        let (ty, cfgs) = (self.ty, &self.cfgs);
+        quote::quote_spanned! {self.span=>
+            #(#cfgs)*
+            (&__GroveStateField::<#ty>::NEW).__grove_check_field();
+        }
+    }
+
+    /// The same requirement as a bound on the derived serde impls, for the grove crate
+    /// named `krate` (its path as written, e.g. `::grove`).
+    pub(crate) fn serde_bound(&self, krate: &str) -> Attribute {
+        let ty = self.ty.to_token_stream().to_string();
+        let ser = format!("for<'__grove> {ty}: {krate}::__private::serde::Serialize");
+        let de = format!("{ty}: {krate}::__private::serde::Deserialize<'de>");
+        let (ser, de) = (
+            syn::LitStr::new(&ser, self.span),
+            syn::LitStr::new(&de, self.span),
+        );
+        syn::parse_quote!(#[serde(bound(serialize = #ser, deserialize = #de))])
+    }
+}
+
 /// serde field options after which the field's type needs less than its own `Serialize` and
 /// `Deserialize`, or with which the author sets the bounds. Fields with these are left to
 /// serde, which reports their problems itself.

@@ -2,7 +2,7 @@
 //! state, with defaults, so that a field it gains in a new version takes its default.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::parse::Parser;
 use syn::{Attribute, Field, Item, LitStr, parse_quote};
 
@@ -191,18 +191,8 @@ fn expand(options: &Options, mut item: Item) -> TokenStream {
         let checked = fields::state_fields_in(all_fields.iter().map(|f| &**f), &ident);
         let mut bounds = Vec::new();
         for field in checked {
-            let (ty, cfgs, span) = (field.ty, &field.cfgs, field.span);
-            let ty_str = quote!(#ty).to_string();
-            field_checks.push(quote_spanned! {span=>
-                #(#cfgs)*
-                (&__GroveStateField::<#ty>::NEW).__grove_check_field();
-            });
-            let ser = format!("for<'__grove> {ty_str}: {krate_str}::__private::serde::Serialize");
-            let de = format!("{ty_str}: {krate_str}::__private::serde::Deserialize<'de>");
-            let (ser, de) = (LitStr::new(&ser, span), LitStr::new(&de, span));
-            let bound: Attribute =
-                parse_quote!(#[serde(bound(serialize = #ser, deserialize = #de))]);
-            bounds.push((field.index, bound));
+            field_checks.push(field.check());
+            bounds.push((field.index, field.serde_bound(&krate_str)));
         }
         for (index, bound) in bounds {
             all_fields[index].attrs.push(bound);
