@@ -40,7 +40,10 @@ export GROVE_FIXTURE_TARGET_DIR="$PWD/target/asan/grove-fixtures"
 # ASan. (Bad accesses in instrumented code are still caught before they fault.)
 # fast_unwind_on_malloc=0, malloc_context_size=64: frame-pointer unwinding breaks in the
 # uninstrumented module libraries, losing the host frames lsan.supp matches on.
-export ASAN_OPTIONS="handle_segv=0:fast_unwind_on_malloc=0:malloc_context_size=64${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# allocator_may_return_null=1: a state buffer too large to allocate is an error grove
+# reports (StateBuffer's fallible allocation, tested), as with the system allocator;
+# ASan's default aborts the process instead.
+export ASAN_OPTIONS="allocator_may_return_null=1:handle_segv=0:fast_unwind_on_malloc=0:malloc_context_size=64${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 # What is leaked on purpose, and why: scripts/lsan.supp.
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
