@@ -1,6 +1,7 @@
-//! `cargo grove` as a person uses it: `new`, then `run` in a real terminal (tmux), an edit
-//! that reloads, a key that unloads, `q` that quits; `run` without a terminal, `check`, and
-//! `cargo run` of the host `new` wrote.
+//! `cargo grove` as a person uses it: `new`, then `run` in a real terminal (a pseudoterminal
+//! of the test's own, read through a terminal emulator), an edit that reloads, a key that
+//! unloads, `q` that quits and restores the terminal; `run` without a terminal, `check`,
+//! and `cargo run` of the host `new` wrote.
 //!
 //! The projects depend on this checkout and share one target directory, so the module's
 //! dependencies are compiled once per test run.
@@ -79,53 +80,75 @@ fn edit(file: &Path, from: &str, to: &str) {
     std::fs::rename(tmp, file).unwrap();
 }
 
-/// A tmux session, killed when dropped.
-struct Tmux {
-    name: String,
+/// A program running on a pseudoterminal of the test's own, 150 columns by 48 rows, its
+/// output read into a terminal emulator: the screen a person would see.
+struct Terminal {
+    child: std::process::Child,
+    /// The terminal's side of the pseudoterminal: keys are written to it.
+    input: std::fs::File,
+    screen: std::sync::Arc<std::sync::Mutex<vt100::Parser>>,
 }
 
-impl Tmux {
-    fn start(dir: &Path, command: &str) -> Self {
-        let available = Command::new("tmux").arg("-V").output();
-        assert!(
-            available.is_ok_and(|o| o.status.success()),
-            "this test drives a real terminal through tmux: install it (apt-get install tmux)"
-        );
-        let name = format!("grove-e2e-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                "150",
-                "-y",
-                "48",
-                "-c",
-            ])
-            .arg(dir)
-            .arg(command)
-            .status()
-            .unwrap();
-        assert!(status.success(), "tmux did not start");
-        Self { name }
+impl Terminal {
+    const ROWS: u16 = 48;
+    const COLUMNS: u16 = 150;
+
+    fn start(mut command: Command) -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, ioctl_tiocgptpeer, openpt, unlockpt};
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        let controller = openpt(flags).expect("a pseudoterminal opens");
+        grantpt(&controller).unwrap();
+        unlockpt(&controller).unwrap();
+        let user = ioctl_tiocgptpeer(&controller, flags).unwrap();
+        rustix::termios::tcsetwinsize(
+            &user,
+            rustix::termios::Winsize {
+                ws_row: Self::ROWS,
+                ws_col: Self::COLUMNS,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        )
+        .unwrap();
+        let child = command
+            .stdin(user.try_clone().unwrap())
+            .stdout(user.try_clone().unwrap())
+            .stderr(user)
+            .spawn()
+            .expect("cargo grove starts");
+        // The command keeps the program's ends open: gone, the reader sees the end when
+        // the program exits.
+        drop(command);
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(
+            Self::ROWS,
+            Self::COLUMNS,
+            0,
+        )));
+        let input = std::fs::File::from(controller);
+        let mut output = input.try_clone().unwrap();
+        let parser = std::sync::Arc::clone(&screen);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 8192];
+            // Ends with EIO once no process has the terminal open.
+            while let Ok(n @ 1..) = output.read(&mut buf) {
+                parser.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        Self {
+            child,
+            input,
+            screen,
+        }
     }
 
     fn screen(&self) -> String {
-        let output = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        self.screen.lock().unwrap().screen().contents()
     }
 
-    fn keys(&self, keys: &str) {
-        let status = Command::new("tmux")
-            .args(["send-keys", "-t", &self.name, keys])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    fn keys(&mut self, keys: &str) {
+        use std::io::Write;
+        self.input.write_all(keys.as_bytes()).unwrap();
     }
 
     fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
@@ -142,26 +165,31 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
+    /// Waits for the program to exit; its status, and whether it left the alternate screen.
+    fn wait_for_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // What it wrote last may still be on its way through the reader.
+                std::thread::sleep(Duration::from_millis(200));
+                let restored = !self.screen.lock().unwrap().screen().alternate_screen();
+                return (status, restored);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the program did not exit; the screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
-fn wait_for_file(path: &Path, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{} never came", path.display());
-        std::thread::sleep(Duration::from_millis(100));
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -171,15 +199,10 @@ const FIRST_BUILD: Duration = Duration::from_secs(900);
 #[test]
 fn new_then_run_shows_a_live_dashboard_that_reloads_on_save_unloads_and_quits() {
     let project = new_project(&scratch("dashboard"), "demo");
-    let exit_file = project.join("exit-status");
-    let command = format!(
-        "CARGO_TARGET_DIR='{}' '{}' grove run; echo \"exit $?\" > '{}'",
-        target_dir().display(),
-        env!("CARGO_BIN_EXE_cargo-grove"),
-        exit_file.display()
-    );
-    let tmux = Tmux::start(&project, &command);
-    let screen = tmux.wait_for("the dashboard", FIRST_BUILD, |s| {
+    let mut run = cargo_grove();
+    run.current_dir(&project).arg("run");
+    let mut terminal = Terminal::start(run);
+    let screen = terminal.wait_for("the dashboard", FIRST_BUILD, |s| {
         s.contains("grove · demo")
             && s.lines()
                 .any(|l| l.starts_with("│demo ") && l.contains("healthy"))
@@ -195,7 +218,7 @@ fn new_then_run_shows_a_live_dashboard_that_reloads_on_save_unloads_and_quits() 
         "self.frames += 1;",
         "self.frames += 2;",
     );
-    let screen = tmux.wait_for("the reload", Duration::from_secs(300), |s| {
+    let screen = terminal.wait_for("the reload", Duration::from_secs(300), |s| {
         s.contains("reloaded → gen 2")
     });
     assert!(
@@ -203,15 +226,16 @@ fn new_then_run_shows_a_live_dashboard_that_reloads_on_save_unloads_and_quits() 
         "the same state type carries over field by field:\n{screen}"
     );
 
-    tmux.keys("u");
-    tmux.wait_for("the unload", Duration::from_secs(30), |s| {
+    terminal.keys("u");
+    terminal.wait_for("the unload", Duration::from_secs(30), |s| {
         s.lines()
             .any(|l| l.starts_with("│demo ") && l.contains("unloaded"))
     });
 
-    tmux.keys("q");
-    let status = wait_for_file(&exit_file, Duration::from_secs(60));
-    assert_eq!(status, "exit 0\n");
+    terminal.keys("q");
+    let (status, restored) = terminal.wait_for_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    assert!(restored, "the terminal left the alternate screen");
     assert!(
         project.join("state/demo.snapshot").is_file(),
         "the state was kept for the next run"
