@@ -307,15 +307,9 @@ fn without_a_terminal_run_prints_lines_check_reports_and_the_host_runs() {
     assert!(started.join().unwrap().is_some(), "the host said nothing");
     std::thread::sleep(Duration::from_millis(500));
     // Ctrl-C reaches the host through cargo, which waits for it.
-    let status = Command::new("pkill")
-        .args([
-            "-INT",
-            "-f",
-            &format!("{}/debug/plain-demo", target_dir().display()),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "the host process was not found");
+    let host_exe = target_dir().join("debug/plain-demo");
+    let pid = process_running(&host_exe).expect("the host process was not found");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let output = host.wait_with_output().unwrap();
     let all = text(&output);
     assert!(output.status.success(), "{all}");
@@ -364,4 +358,19 @@ fn a_module_that_does_not_compile_yet_is_waited_for_not_fatal() {
             .any(|l| l.starts_with("frame 30 |") && l.contains("broken gen 1")),
         "{stdout}"
     );
+}
+
+/// A process running the executable `exe` (its first argument), from `/proc`.
+fn process_running(exe: &Path) -> Option<rustix::process::Pid> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|&b| b == 0).next()?;
+            (Path::new(std::str::from_utf8(argv0).ok()?) == exe)
+                .then(|| rustix::process::Pid::from_raw(pid))
+                .flatten()
+        })
 }
