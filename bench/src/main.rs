@@ -504,7 +504,7 @@ fn edit_loop_rows(table: &mut Table, edits: usize) {
     let krate = EditCrate::scratch();
     let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
     for (profile, label) in [
-        (DevProfile::LineTables, "line tables (grove's default)"),
+        (DevProfile::EditLoop, "line tables (grove's default)"),
         (
             DevProfile::AsConfigured,
             "full debug info (cargo's default)",

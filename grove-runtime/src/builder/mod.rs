@@ -47,7 +47,8 @@ pub struct BuildOptions {
     /// `--features`.
     pub features: Vec<String>,
     /// What grove adds to a development build (not `release`): by default, debug info
-    /// reduced to line tables, unless the crate's own settings set it ([`DevProfile`]).
+    /// reduced to line tables and grove-sdk at opt-level 1, each unless the crate's own
+    /// settings set it ([`DevProfile`]).
     pub dev_profile: DevProfile,
 }
 
