@@ -14,15 +14,16 @@ mod validate;
 
 use proc_macro::TokenStream;
 
-/// Marks a struct as a hot-reloadable grove module. See `grove::module`'s documentation in
-/// grove-sdk.
+// Documented where grove-sdk re-exports it (`grove::module`): rustdoc appends these docs
+// to those, so a line here would be read there.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn module(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::module(attr.into(), item.into()).into()
 }
 
-/// Marks a type nested in a module's state: serde through grove, with defaults. See
-/// `grove::state`'s documentation in grove-sdk.
+// Documented where grove-sdk re-exports it (`grove::state`), as `module` is.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn state(attr: TokenStream, item: TokenStream) -> TokenStream {
     state::state(attr.into(), item.into()).into()

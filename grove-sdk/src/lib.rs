@@ -91,6 +91,70 @@ pub use bus::{Backpressure, BusError, DecodeError, Message};
 pub use config::{ConfigError, Configure};
 pub use context::Context;
 pub use dynamic::Dynamic;
+/// Marks a struct as a grove module: the state a reload keeps is its fields, the code a
+/// reload replaces is its [`Module`] impl.
+///
+/// ```
+/// use grove::prelude::*;
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// pub struct Tuning {
+///     speed: f32,
+/// }
+///
+/// #[grove::module(name = "ship", config = Tuning, version = 2)]
+/// #[derive(Default)]
+/// pub struct Ship {
+///     x: f32,
+///     #[serde(skip)] // not carried across a reload: starts at its default
+///     scratch: Vec<f32>,
+/// }
+///
+/// impl Module for Ship {
+///     fn process(&mut self, ctx: &mut Context) {
+///         self.x += ctx.delta_secs();
+///     }
+/// }
+///
+/// impl Configure for Ship {
+///     type Config = Tuning;
+///     fn configure(&mut self, config: Tuning) -> Result<(), ConfigError> {
+///         if config.speed < 0.0 {
+///             return Err(ConfigError::field("speed", "must be 0 or more"));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// **Options**, each optional, in any order:
+/// - `name = "ship"`: the name the host knows the module by (events, logs, the state
+///   directory's file, `Engine::module_state`). Default: the struct's name in snake case
+///   (`PlayerController` is `player_controller`). ASCII letters, digits, `_` and `-`; two
+///   modules of one engine cannot share a name.
+/// - `config = Type`: the module takes a config of that type (a serde type with a
+///   `Default`) through its [`Configure`] impl, before `init` and whenever the config in
+///   force changes (a TOML file the host watches, or a value the host sets). Without it, a
+///   config given to the module is refused, saying the module has no config type.
+/// - `version = N` (an integer, 1 or more; default 1): the state's version. When a reload
+///   or a snapshot brings a state of another version, [`Module::migrate`] is called with
+///   it; without a `migrate`, it is read by field name like any other change.
+/// - `crate = "::path::to::grove"`: where grove-sdk is, for a crate that re-exports it
+///   under another path. Default `::grove`.
+///
+/// **What it generates**: serde's `Serialize` and `Deserialize` for the struct, through
+/// grove (the crate adds no serde dependency), with `#[serde(default)]`, so that a field
+/// added in a new version takes its default; a check per field that its type can be saved,
+/// with an error at the field that suggests [`#[grove::state]`](macro@state) for your own
+/// nested types; and the library's exports, a header the loader checks from the file
+/// before any of the library's code runs and `create_module`, under names unique to the
+/// type, so several module crates link statically into one binary.
+///
+/// **Requirements**, each a compile error at the struct that says what is missing: the
+/// struct implements [`Module`] and `Default` (the state a first load starts from, and what
+/// a missing field falls back to), it has no generic parameters, and it is not an enum or a
+/// union. The crate is built with `crate-type = ["cdylib", "rlib"]` to be loaded, and with
+/// `panic = "unwind"` (cargo's default): a `panic = "abort"` library is refused at load.
 pub use grove_macros::module;
 /// Marks a struct or an enum nested in a module's state: it derives serde's `Serialize`
 /// and `Deserialize` through grove (the module crate adds no serde dependency), with
