@@ -848,11 +848,13 @@ pub fn soak(library: &Path, reloads: usize) -> (Resources, Resources) {
     for i in 0..20 {
         module.reload(library, &frame(i)).unwrap();
     }
+    staging.wait_for_removals();
     let before = resources(staging.path());
     for i in 0..reloads {
         module.reload(library, &frame(i as u64)).unwrap();
         module.process(&frame(i as u64)).unwrap();
     }
+    staging.wait_for_removals();
     let after = resources(staging.path());
     (before, after)
 }

@@ -180,6 +180,7 @@ fn child_five_hundred_watched_modules() {
         assert_eq!(engine.generation(name).unwrap(), 2);
     }
     assert_resources(&engine, &dir, (fds, threads), "the reloads");
+    engine.staging().wait_for_removals();
     let staged = std::fs::read_dir(engine.staging().path()).unwrap().count();
     assert_eq!(
         staged, MODULES,

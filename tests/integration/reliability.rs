@@ -268,6 +268,7 @@ fn chaos_every_panic_is_contained_and_nothing_leaks() {
         mapped_before,
         "one library mapped, as before"
     );
+    engine.staging().wait_for_removals();
     assert_eq!(
         std::fs::read_dir(&staging).unwrap().count(),
         1,
@@ -376,6 +377,7 @@ fn a_thousand_reloads_leave_nothing_behind() {
         mapped_before,
         "mapped libraries back to baseline"
     );
+    staging.wait_for_removals();
     assert_eq!(
         std::fs::read_dir(staging.path()).unwrap().count(),
         1,

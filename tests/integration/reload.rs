@@ -64,6 +64,8 @@ fn old_copies_leave_memory_and_disk() {
             1,
             "only the running copy is mapped"
         );
+        // The old copy is deleted on the staging area's thread.
+        staging.wait_for_removals();
         assert_eq!(
             std::fs::read_dir(staging.path()).unwrap().count(),
             1,
@@ -72,6 +74,7 @@ fn old_copies_leave_memory_and_disk() {
     }
     drop(module);
     assert_eq!(mapped_files_in(staging.path()), 0, "nothing left mapped");
+    staging.wait_for_removals();
     assert_eq!(
         std::fs::read_dir(staging.path()).unwrap().count(),
         0,

@@ -74,7 +74,7 @@ impl HeaderInfo {
 }
 
 /// An opened module library: its private copy, the OS handle, and the host table handed to
-/// its instances. Closed (and its copy deleted) on drop, or with [`Library::close`] to learn
+/// its instances. Closed (and its copy deleted, on the staging area's thread) on drop, or with [`Library::close`] to learn
 /// whether it was really unmapped.
 #[derive(Debug)]
 pub(crate) struct Library {
@@ -93,7 +93,7 @@ pub(crate) struct Library {
     threads_at_load: ThreadSet,
     /// Its addresses in the crash report's table, while it is mapped.
     code: Option<CodeRanges>,
-    _staging: Arc<Staging>,
+    staging: Arc<Staging>,
 }
 
 /// How a closed library left the process.
@@ -242,7 +242,7 @@ impl Library {
             content_hash,
             threads_at_load,
             code,
-            _staging: Arc::clone(staging),
+            staging: Arc::clone(staging),
         })
     }
 
@@ -358,7 +358,9 @@ impl Library {
                 std::mem::forget(host);
             }
         }
-        let _ = std::fs::remove_file(&self.staged);
+        // Unlinking megabytes takes a while: not on the caller's thread (the frame's, on a
+        // reload).
+        self.staging.remove_later(self.staged.clone());
         unmapped
     }
 }

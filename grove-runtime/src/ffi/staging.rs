@@ -6,7 +6,9 @@
 //! name (created with `O_EXCL`, which never follows a symlink), in a directory only this
 //! user can enter (mode 0700). The directory is removed when the last
 //! user of the staging area drops it; one left behind by a process that crashed is removed
-//! by the next process that opens a staging area.
+//! by the next process that opens a staging area. The copy of a library closed for good is
+//! deleted on a thread of the staging area's own, at the lowest priority, so that a reload
+//! does not wait for the file system to free megabytes.
 //!
 //! Loading a library runs its code with the host's rights, so a library that anyone on the
 //! machine could have replaced (world-writable, or in a world-writable directory) is
@@ -16,7 +18,8 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 
@@ -33,6 +36,8 @@ pub struct Staging {
     /// The directory, open and locked (`flock`) for as long as it is in use (see
     /// [`remove_abandoned`]).
     _lock: Option<fs::File>,
+    /// Deletes the copies of closed libraries.
+    remover: Remover,
 }
 
 /// Takes `file`'s exclusive lock without waiting; `false` when another process holds it.
@@ -70,6 +75,7 @@ impl Staging {
             next: AtomicU64::new(1),
             allow_world_writable: false,
             _lock: lock,
+            remover: Remover::default(),
         })
     }
 
@@ -101,6 +107,24 @@ impl Staging {
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Deletes the copy at `path`, of a library closed for good, on the staging area's own
+    /// thread: unlinking a file of megabytes whose pages are cached (and whose blocks a
+    /// filesystem mounted with `discard` trims) takes about a millisecond per 10 MB, which
+    /// the frame that swapped versions would otherwise pay. Deleted here if that thread
+    /// cannot be started.
+    pub(crate) fn remove_later(&self, path: PathBuf) {
+        if let Err(path) = self.remover.push(path) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// Waits until the copies of the libraries closed so far are deleted from the
+    /// directory. Closing (or reloading) a module deletes its old copy on another thread,
+    /// shortly after; this is for a host (or a test) that counts the files.
+    pub fn wait_for_removals(&self) {
+        self.remover.wait();
     }
 
     /// Refuses a library that another user could have written, unless allowed: checked on
@@ -177,6 +201,9 @@ impl Staging {
 
     /// A new file with a name never used before in this directory.
     fn create(&self, stem: &str) -> Result<(PathBuf, fs::File)> {
+        // The thread that deletes the copy once closed starts with the first copy, not in
+        // the middle of a reload.
+        self.remover.start();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("{stem}-{n}.so"));
         // `create_new` is O_CREAT | O_EXCL: it fails on any existing name, a symlink
@@ -225,6 +252,139 @@ impl Staging {
                 // directory is ours and freshly created, so blame the source.
                 Err(StageError::Read(e))
             }
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Every copy queued is deleted before the directory goes.
+        self.remover.stop();
+    }
+}
+
+/// The thread that deletes the copies of closed libraries, started with the first copy.
+#[derive(Debug, Default)]
+struct Remover {
+    shared: Arc<RemoverShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct RemoverShared {
+    queue: Mutex<RemoverQueue>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RemoverQueue {
+    paths: Vec<PathBuf>,
+    /// A path taken from `paths` and being deleted.
+    busy: bool,
+    stop: bool,
+}
+
+impl RemoverShared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, RemoverQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The thread's loop: deletes what is queued until told to stop with nothing left.
+    fn run(&self) {
+        lowest_priority();
+        let mut queue = self.queue();
+        loop {
+            if let Some(path) = queue.paths.pop() {
+                queue.busy = true;
+                drop(queue);
+                let _ = fs::remove_file(&path);
+                queue = self.queue();
+                queue.busy = false;
+                self.changed.notify_all();
+            } else if queue.stop {
+                return;
+            } else {
+                queue = self
+                    .changed
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+/// Puts the calling thread in `SCHED_IDLE`: woken to delete a file, it must not take the
+/// CPU from the frame thread that just queued it (on a busy machine the scheduler would
+/// otherwise run it in the frame thread's place); it runs when a CPU has nothing else to do,
+/// or gets a small share of one.
+fn lowest_priority() {
+    // SAFETY: a zeroed `sched_param` is valid (priority 0, the only one `SCHED_IDLE`
+    // takes); the call changes only this thread's scheduling policy (pid 0: the caller).
+    let failed = unsafe {
+        let param: libc::sched_param = std::mem::zeroed();
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0
+    };
+    if failed {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "the staging area's thread keeps its priority");
+    }
+}
+
+impl Remover {
+    /// Starts the thread, if it is not running; `false` if it cannot be started.
+    fn start(&self) -> bool {
+        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        if thread.is_some() {
+            return true;
+        }
+        let shared = Arc::clone(&self.shared);
+        match std::thread::Builder::new()
+            .name("grove-staging-remove".into())
+            .spawn(move || shared.run())
+        {
+            Ok(handle) => {
+                *thread = Some(handle);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start the staging area's thread; copies are deleted where they are closed");
+                false
+            }
+        }
+    }
+
+    /// Queues `path`; gives it back if the thread cannot be started.
+    fn push(&self, path: PathBuf) -> std::result::Result<(), PathBuf> {
+        if !self.start() {
+            return Err(path);
+        }
+        self.shared.queue().paths.push(path);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// Waits until nothing is queued or being deleted.
+    fn wait(&self) {
+        let mut queue = self.shared.queue();
+        while !queue.paths.is_empty() || queue.busy {
+            queue = self
+                .shared
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Lets the thread delete what is queued, and waits for it to end.
+    fn stop(&mut self) {
+        self.shared.queue().stop = true;
+        self.shared.changed.notify_all();
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
     }
 }
@@ -335,6 +495,26 @@ mod tests {
         assert_eq!(mode, 0o700);
         let staged = staging.stage("m", b"x").unwrap();
         assert!(staged.exists());
+        drop(staging);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn copies_removed_later_are_gone_after_the_wait_and_before_the_directory() {
+        let parent = scratch();
+        let staging = Staging::new_in(parent.path()).unwrap();
+        let paths: Vec<PathBuf> = (0..5)
+            .map(|i| staging.stage(&format!("lib{i}"), b"bytes").unwrap())
+            .collect();
+        for path in &paths {
+            staging.remove_later(path.clone());
+        }
+        staging.wait_for_removals();
+        assert!(paths.iter().all(|p| !p.exists()), "every copy deleted");
+        // Queued and not waited for: deleted before the directory goes.
+        let last = staging.stage("last", b"bytes").unwrap();
+        staging.remove_later(last);
+        let dir = staging.path().to_owned();
         drop(staging);
         assert!(!dir.exists());
     }
