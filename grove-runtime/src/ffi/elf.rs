@@ -59,6 +59,26 @@ const MAX_TEXT: u64 = 4096;
 /// about 2 MB.
 pub(crate) fn check_and_hash(bytes: &[u8]) -> Result<u64, String> {
     let file = parse_complete(bytes)?;
+    hash_segments(&file, bytes)
+}
+
+/// [`check_and_hash`] and [`inspect`] from one parse of `bytes`, the whole library file:
+/// what the watcher does with a new version, so that the frame thread that loads it has
+/// only the header to check. The outer error is [`check_and_hash`]'s (not a complete
+/// library yet); the inner one, [`inspect`]'s (a complete library, but not a module the
+/// loader would take).
+pub(crate) fn check_hash_inspect(bytes: &[u8]) -> Result<(u64, Result<Exports, String>), String> {
+    let file = parse_complete(bytes)?;
+    let hash = hash_segments(&file, bytes)?;
+    Ok((hash, inspect_parsed(&file, bytes)))
+}
+
+/// The identity of the code and data `file` (parsed from `bytes`) would load: see
+/// [`check_and_hash`].
+fn hash_segments<'data>(
+    file: &object::File<'data, &'data [u8]>,
+    bytes: &'data [u8],
+) -> Result<u64, String> {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut segments = 0;
     for segment in file.segments() {
@@ -129,6 +149,14 @@ fn parse_complete<'data, R: ReadRef<'data>>(data: R) -> Result<object::File<'dat
 /// Inspects `data`, the whole library file. The error says what is wrong, for a user.
 pub(crate) fn inspect<'data, R: ReadRef<'data>>(data: R) -> Result<Exports, String> {
     let file = parse_complete(data)?;
+    inspect_parsed(&file, data)
+}
+
+/// [`inspect`] of `file`, parsed from `data`.
+fn inspect_parsed<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    data: R,
+) -> Result<Exports, String> {
     let mut headers = Vec::new();
     let mut creates = Vec::new();
     for symbol in file.dynamic_symbols() {
@@ -171,7 +199,7 @@ pub(crate) fn inspect<'data, R: ReadRef<'data>>(data: R) -> Result<Exports, Stri
             header.size()
         ));
     }
-    let header = read_header(&file, data, header.address(), header.size())
+    let header = read_header(file, data, header.address(), header.size())
         .ok_or_else(|| "its grove header cannot be read from the file".to_owned())?;
     let span = file
         .segments()
@@ -410,6 +438,20 @@ mod tests {
         assert!(
             error.contains("truncated") || error.contains("not a complete ELF"),
             "{error}"
+        );
+        assert_eq!(
+            check_hash_inspect(&bytes[..bytes.len() / 2]).unwrap_err(),
+            error
+        );
+    }
+
+    #[test]
+    fn one_parse_finds_what_the_hash_and_the_inspection_find_apart() {
+        // The test executable: a complete ELF file, but not a shared library.
+        let bytes = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(
+            check_hash_inspect(&bytes).map(|(hash, exports)| (hash, exports.err())),
+            check_and_hash(&bytes).map(|hash| (hash, inspect(&*bytes).err()))
         );
     }
 }

@@ -159,7 +159,8 @@ impl Library {
 
     /// Loads a library from `snapshot`, a private copy of the file at `source` made by the
     /// watcher from a descriptor whose metadata it holds (checked as [`Library::load`]
-    /// checks its own), whose [`content_hash`](Library::content_hash) it knows.
+    /// checks its own), whose [`content_hash`](Library::content_hash) and exports it read
+    /// from the copy: only the header they hold is left to check before `dlopen`.
     pub(crate) fn load_snapshot(
         source: &Path,
         snapshot: Snapshot,
@@ -169,11 +170,15 @@ impl Library {
         let Snapshot {
             staged,
             hash,
+            exports,
             resolved,
             metadata,
         } = snapshot;
         staging.check_metadata(source, &resolved, &metadata)?;
-        let exports = inspect_staged(source, staged.path())?;
+        let exports = exports.map_err(|reason| Error::NotAModule {
+            path: source.to_owned(),
+            reason,
+        })?;
         Self::open_staged(
             source,
             staged.into_path(),
@@ -387,13 +392,15 @@ fn inspect_staged(source: &Path, staged: &Path) -> Result<elf::Exports> {
 }
 
 /// What the watcher took of a new library: its private copy in the staging area, the
-/// copy's hash, the file it came from and that file's metadata, from the descriptor it was
-/// copied through.
+/// copy's hash and exports (read from the copy), the file it came from and that file's
+/// metadata, from the descriptor it was copied through.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     /// Deleted if the snapshot is dropped unused.
     pub(crate) staged: super::staging::StagedFile,
     pub(crate) hash: u64,
+    /// What [`elf::inspect`] found in the copy, or why it is not a module.
+    pub(crate) exports: std::result::Result<elf::Exports, String>,
     pub(crate) resolved: PathBuf,
     pub(crate) metadata: std::fs::Metadata,
 }

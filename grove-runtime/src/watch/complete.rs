@@ -16,7 +16,10 @@ use crate::ffi::staging::{StageError, StagedFile, Staging};
 
 /// Copies the file at `path` into `staging` if it is a complete ELF shared object;
 /// otherwise says why not. The ELF header is read first: a file too short for its own
-/// section table is not copied.
+/// section table is not copied. The copy's exports (its module header included) are read
+/// here too, from the same mapping: the frame thread that loads it only checks them. The
+/// mapping is handed back with the snapshot, to be unmapped once the snapshot is handed
+/// on.
 ///
 /// The copy is a snapshot only if the file did not change while it was copied: a writer
 /// that truncates and rewrites in place meanwhile would otherwise hand over the start of
@@ -27,7 +30,7 @@ use crate::ffi::staging::{StageError, StagedFile, Staging};
 pub(super) fn stage_if_complete(
     path: &Path,
     staging: &Staging,
-) -> io::Result<Result<Snapshot, String>> {
+) -> io::Result<Result<(Snapshot, Mapped), String>> {
     let mut file = File::open(path)?;
     let before = file.metadata()?;
     let len = before.len();
@@ -68,18 +71,21 @@ pub(super) fn stage_if_complete(
         return Ok(Err("the file changed while it was read".into()));
     }
     let mapped = Mapped::staged(&copy)?;
-    let hash = match crate::ffi::elf::check_and_hash(mapped.bytes()) {
-        Ok(hash) => hash,
+    let (hash, exports) = match crate::ffi::elf::check_hash_inspect(mapped.bytes()) {
+        Ok(found) => found,
         Err(reason) => return Ok(Err(reason)),
     };
-    drop(mapped);
     let resolved = crate::ffi::staging::opened_path(&file, path);
-    Ok(Ok(Snapshot {
-        staged,
-        hash,
-        resolved,
-        metadata: after,
-    }))
+    Ok(Ok((
+        Snapshot {
+            staged,
+            hash,
+            exports,
+            resolved,
+            metadata: after,
+        },
+        mapped,
+    )))
 }
 
 /// Whether two `stat`s of one open file show the same content version.

@@ -470,8 +470,8 @@ impl Entry {
 
     /// Copies the file and, if it is a complete new version, makes it the newest.
     fn check(&mut self) -> Found {
-        let snapshot = match stage_if_complete(&self.path, &self.staging) {
-            Ok(Ok(snapshot)) => snapshot,
+        let (snapshot, mapping) = match stage_if_complete(&self.path, &self.staging) {
+            Ok(Ok(staged)) => staged,
             Ok(Err(reason)) => {
                 tracing::trace!(path = %self.path.display(), reason, "library not complete yet");
                 self.last_partial = Some(reason);
@@ -506,7 +506,9 @@ impl Entry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .replace(new);
-        // Its copy is deleted here, not under the lock.
+        // Unmapped once the frame thread can take the new version, not before; its copy
+        // is deleted here, not under the lock.
+        drop(mapping);
         drop(superseded);
         Found::New
     }
