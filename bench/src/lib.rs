@@ -287,8 +287,10 @@ pub fn file_latency(v1: &Path, v2: &Path, samples: usize) -> LatencyFigures {
         let latency = renamed.elapsed();
         if i >= 2 {
             latencies.push(latency);
-            // In the same conditions: the old version retired, the frames that follow a
-            // reload run, then the same file copied and opened by hand.
+            // In the same conditions: the old version retired (its copy deleted: the
+            // staging area's thread must not run during the floor), the frames that follow
+            // a reload run, then the same file copied and opened by hand.
+            engine.staging().wait_for_removals();
             engine.run_frames(20);
             floors.push(floor_load(source, staging.path(), i).load);
         }
