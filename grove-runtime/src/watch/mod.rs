@@ -4,7 +4,8 @@
 //!
 //! An engine therefore costs one inotify instance and two threads (notify's and the
 //! checker's) however many modules, crates and config files it watches; a directory that
-//! holds many of them is one inotify watch.
+//! holds many of them is one inotify watch. (The staging area adds one, which deletes the
+//! copies of closed libraries.)
 
 use std::io;
 use std::path::{Path, PathBuf};
