@@ -43,7 +43,11 @@ pub(crate) fn tracing_is_silent() -> bool {
     // own by address.
     let unset = Dispatch::none();
     let unset = unset.downcast_ref::<NoSubscriber>().map(std::ptr::from_ref);
-    dispatcher::get_default(|d| d.downcast_ref::<NoSubscriber>().map(std::ptr::from_ref) == unset)
+    // The tagger of static modules' events stands in front of the host's dispatcher while
+    // modules are called: look behind it.
+    crate::static_log::in_force(|d| {
+        d.downcast_ref::<NoSubscriber>().map(std::ptr::from_ref) == unset
+    })
 }
 
 /// Whether an engine that prints module log events was built.

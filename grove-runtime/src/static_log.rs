@@ -28,10 +28,14 @@ use crate::ffi::host_log::{HostCallsite, HostValue, print, twin_of, with_value_s
 
 /// Which static module the thread is calling, and the dispatcher its events go to.
 struct Scope {
-    module: &'static str,
+    /// The module being called; `None` in a [`Batch`] between two calls, when events are
+    /// the host's own and pass untouched.
+    module: Option<&'static str>,
     inner: Dispatch,
     /// Whether grove's console prints module events (nothing else would show them).
     console: bool,
+    /// Set up by a [`Batch`], which keeps it (and the tagger in force) across calls.
+    batch: bool,
 }
 
 thread_local! {
@@ -55,15 +59,37 @@ pub(crate) fn log_name(module: &str) -> &'static str {
 /// Runs `f`, a call into static module `module` (a [`log_name`]), with its events tagged
 /// with its name.
 pub(crate) fn in_module<R>(module: &'static str, f: impl FnOnce() -> R) -> R {
-    let console = crate::console::module_logs_shown();
-    // Nothing records anything, nor prints: nothing to tag.
-    if !console && LevelFilter::current() == LevelFilter::OFF {
+    // In a batch, the tagger is in force already: only the module's name changes.
+    let batched = SCOPE.with(|s| match s.borrow_mut().as_mut() {
+        Some(scope) if scope.batch => {
+            scope.module = Some(module);
+            true
+        }
+        _ => false,
+    });
+    if batched {
+        /// Back to the host's own events after the call, also when it panics.
+        struct Between;
+        impl Drop for Between {
+            fn drop(&mut self) {
+                let _ = SCOPE.try_with(|s| {
+                    if let Some(scope) = s.borrow_mut().as_mut() {
+                        scope.module = None;
+                    }
+                });
+            }
+        }
+        let _between = Between;
         return f();
     }
+    let Some(inner) = dispatcher_to_tag() else {
+        return f();
+    };
     let scope = Scope {
-        module,
-        inner: tracing_core::dispatcher::get_default(Dispatch::clone),
-        console,
+        module: Some(module),
+        inner,
+        console: crate::console::module_logs_shown(),
+        batch: false,
     };
     let outer = SCOPE.with(|s| s.replace(Some(scope)));
     /// Puts back the thread's scope, also when `f` panics.
@@ -76,6 +102,74 @@ pub(crate) fn in_module<R>(module: &'static str, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(outer);
     tracing_core::dispatcher::with_default(tagger(), f)
+}
+
+/// The dispatcher in force, which the tagger is to pass tagged events to; `None` when
+/// nothing records anything, nor prints: nothing to tag.
+fn dispatcher_to_tag() -> Option<Dispatch> {
+    let console = crate::console::module_logs_shown();
+    (console || LevelFilter::current() != LevelFilter::OFF)
+        .then(|| tracing_core::dispatcher::get_default(Dispatch::clone))
+}
+
+/// Calls into static modules on one thread, one after another: while it is alive, the
+/// tagger is in force on the thread, and each call ([`in_module`]) only says which module
+/// is being called. Putting the tagger in force costs more than most modules' `process`
+/// (thread-local dispatcher state, reference counts): a frame of many static modules puts
+/// it in force once per thread, not once per module.
+pub(crate) struct Batch {
+    guard: Option<tracing_core::dispatcher::DefaultGuard>,
+    /// The thread's scope before the batch.
+    outer: Option<Option<Scope>>,
+}
+
+/// Starts a [`Batch`] on this thread (nothing, when nothing would record an event).
+pub(crate) fn batch() -> Batch {
+    let Some(inner) = dispatcher_to_tag() else {
+        return Batch {
+            guard: None,
+            outer: None,
+        };
+    };
+    let scope = Scope {
+        module: None,
+        inner,
+        console: crate::console::module_logs_shown(),
+        batch: true,
+    };
+    let outer = SCOPE.with(|s| s.replace(Some(scope)));
+    Batch {
+        guard: Some(tracing_core::dispatcher::set_default(tagger())),
+        outer: Some(outer),
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if let Some(outer) = self.outer.take() {
+            let _ = SCOPE.try_with(|s| *s.borrow_mut() = outer);
+        }
+    }
+}
+
+/// Calls `f` with the dispatcher in force on this thread as the host set it: the one the
+/// tagger passes events to while the tagger is in force (in a call into a static module or
+/// a [`Batch`]), else the thread's default. For what must not see the tagger: whether the
+/// host set a subscriber at all, and the subscriber a loaded module's span belongs to
+/// (which outlives the batch it was made in).
+pub(crate) fn in_force<R>(mut f: impl FnMut(&Dispatch) -> R) -> R {
+    let behind = tracing_core::dispatcher::get_default(|d| {
+        if d.is::<Tagger>() {
+            with_scope(|scope| scope.inner.clone())
+        } else {
+            None
+        }
+    });
+    match behind {
+        Some(inner) => f(&inner),
+        None => tracing_core::dispatcher::get_default(f),
+    }
 }
 
 /// The process's one `Tagger`.
@@ -148,7 +242,7 @@ impl Subscriber for Tagger {
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
         with_scope(|scope| {
-            if meta.is_span() {
+            if meta.is_span() || scope.module.is_none() {
                 return scope.inner.enabled(meta);
             }
             // An event's metadata from `tracing`'s macros is its callsite's own; other
@@ -177,7 +271,9 @@ impl Subscriber for Tagger {
 
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
-        let Some(meta) = static_meta(meta) else {
+        let module = with_scope(|scope| scope.module).flatten();
+        let (Some(meta), Some(module)) = (static_meta(meta), module) else {
+            // The host's own (between calls in a batch), or no callsite to twin.
             inner().event(event);
             return;
         };
@@ -193,11 +289,11 @@ impl Subscriber for Tagger {
         with_scope(|scope| {
             // The console prints only while nothing else would show the event.
             if scope.console {
-                print(twin, scope.module, &values);
+                print(twin, module, &values);
                 return;
             }
             // `enabled` asked the dispatcher in force about the twin: it records it.
-            with_value_set(twin, Some(scope.module), &values, |meta, value_set| {
+            with_value_set(twin, Some(module), &values, |meta, value_set| {
                 let event = match parent {
                     None => Event::new(meta, value_set),
                     Some(parent) => Event::new_child_of(parent, meta, value_set),
@@ -302,5 +398,102 @@ impl Visit for Fields {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.values.push((field.name(), Value::Bool(value)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_core::span::{Attributes, Id, Record};
+    use tracing_core::{Event, Metadata, Subscriber};
+
+    use super::*;
+
+    /// Records each event's message and `module` field.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<(String, Option<String>)>>>);
+
+    struct Seen {
+        message: String,
+        module: Option<String>,
+    }
+
+    impl Visit for Seen {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            match field.name() {
+                "message" => self.message = format!("{value:?}"),
+                "module" => self.module = Some(format!("{value:?}")),
+                _ => {}
+            }
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            match field.name() {
+                "message" => self.message = value.to_owned(),
+                "module" => self.module = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+    }
+
+    impl Subscriber for Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut seen = Seen {
+                message: String::new(),
+                module: None,
+            };
+            event.record(&mut seen);
+            self.0.lock().unwrap().push((seen.message, seen.module));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn a_batch_tags_the_events_of_module_calls_and_only_those() {
+        let recorder = Recorder::default();
+        let host = Dispatch::new(recorder.clone());
+        tracing_core::dispatcher::with_default(&host, || {
+            let batch = batch();
+            tracing::info!("host before");
+            in_module("alpha", || tracing::info!("in alpha"));
+            tracing::info!("host between");
+            let panicked = std::panic::catch_unwind(|| {
+                in_module("beta", || {
+                    tracing::info!("in beta");
+                    panic!("beta fails");
+                })
+            });
+            assert!(panicked.is_err());
+            tracing::info!("host after a panic");
+            // What looks for the host's dispatcher sees it, not the tagger in front of it.
+            assert!(!crate::console::tracing_is_silent());
+            assert!(in_force(|d| d.is::<Recorder>()));
+            drop(batch);
+            assert!(tracing_core::dispatcher::get_default(|d| d.is::<Recorder>()));
+            tracing::info!("host after the batch");
+        });
+        let seen = recorder.0.lock().unwrap().clone();
+        let module = |m: &str| Some(m.to_owned());
+        assert_eq!(
+            seen,
+            [
+                ("host before".to_owned(), None),
+                ("in alpha".to_owned(), module("alpha")),
+                ("host between".to_owned(), None),
+                ("in beta".to_owned(), module("beta")),
+                ("host after a panic".to_owned(), None),
+                ("host after the batch".to_owned(), None),
+            ]
+        );
     }
 }

@@ -138,7 +138,9 @@ unsafe extern "C" fn span_new(
         let callsite = unsafe { log.callsite(meta, true) };
         // SAFETY: the module passes `len` fields valid for this call.
         let values = unsafe { decode_fields(fields, len) };
-        let dispatch = tracing_core::dispatcher::get_default(Dispatch::clone);
+        // The host's dispatcher, not the tagger that stands in front of it while static
+        // modules are called: the span outlives the call.
+        let dispatch = crate::static_log::in_force(Dispatch::clone);
         let parent = parent(log, parent_raw);
         let mut id = None;
         with_value_set(callsite, None, &values, |meta, value_set| {

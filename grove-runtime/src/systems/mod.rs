@@ -86,6 +86,7 @@ pub trait ModuleSystem: Send + std::fmt::Debug {
 /// Runs `modules` one after another on this thread: [`Sequential`], and the fallback of
 /// the others when they cannot get a thread.
 fn run_here(modules: &mut [&mut HostedModule], frame: &FrameInfo) -> Vec<(usize, Error)> {
+    let _batch = crate::static_log::batch();
     modules
         .iter_mut()
         .enumerate()

@@ -153,7 +153,11 @@ impl ModuleSystem for Pool {
                     // The subscriber is set once per piece of work a thread takes, not per
                     // module: setting it touches counters every pool thread shares.
                     .map_init(
-                        || tracing::dispatcher::set_default(&dispatch),
+                        || {
+                            let subscriber = tracing::dispatcher::set_default(&dispatch);
+                            // Dropped first: the batch puts back the subscriber it found.
+                            (crate::static_log::batch(), subscriber)
+                        },
                         |_, (index, module)| (index, module.process_contained(frame)),
                     )
                     .filter_map(|(index, result)| result.err().map(|e| (index, e)))

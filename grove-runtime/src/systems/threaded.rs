@@ -160,10 +160,12 @@ impl ModuleSystem for Threaded {
             }
         }
         meanwhile();
+        let batch = crate::static_log::batch();
         let mut errors: Vec<(usize, Error)> = here
             .into_iter()
             .filter_map(|(index, m)| m.process_contained(frame).err().map(|e| (index, e)))
             .collect();
+        drop(batch);
         errors.extend(lending.wait_all());
         errors.sort_by_key(|(index, _)| *index);
         errors
