@@ -410,9 +410,12 @@ mod tests {
 
     use super::*;
 
+    /// An event's message and `module` field.
+    type Line = (String, Option<String>);
+
     /// Records each event's message and `module` field.
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<(String, Option<String>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Line>>>);
 
     struct Seen {
         message: String,
