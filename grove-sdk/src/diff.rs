@@ -100,8 +100,8 @@ impl<'a> Walk<'a> {
                             } else {
                                 path.clone()
                             },
-                            was: old.to_string(),
-                            now: new.to_string(),
+                            was: exact_text(old),
+                            now: exact_text(new),
                         });
                     }
                 }
@@ -401,6 +401,16 @@ fn similar(a: &Dynamic, b: &Dynamic) -> bool {
 
 /// Whether two numbers are the same number (see the module's docs); `None` when either is
 /// not a number.
+/// A number as a lossy value's report shows it: an `f32` by the exact value it holds (as
+/// the shortest `f64` that is that value), so that `0.1` narrowed to an `f32` reads
+/// `1.0000000149011612e-1 (f32)`, not the `1e-1` an `f32` prints as.
+fn exact_text(value: &Dynamic) -> String {
+    match *value {
+        Dynamic::F32(x) if x.is_finite() => format!("{:e} (f32)", f64::from(x)),
+        _ => value.to_string(),
+    }
+}
+
 fn same_number(old: &Dynamic, new: &Dynamic) -> Option<bool> {
     Some(match (number(old)?, number(new)?) {
         (Number::Int(a), Number::Int(b)) => a == b,
@@ -541,6 +551,16 @@ mod tests {
         assert_eq!(report.lossy[0].was, "1e300 (f64)");
         assert_eq!(report.lossy[0].now, "inf (f32)");
         assert!(!report.unrelated);
+    }
+
+    #[test]
+    fn a_narrowed_value_reads_as_the_value_it_became() {
+        let (_, report) = restored::<f64, f32>(&0.1);
+        assert_eq!(report.lossy[0].was, "1e-1 (f64)");
+        assert_eq!(report.lossy[0].now, "1.0000000149011612e-1 (f32)");
+        let (_, report) = restored::<u64, f64>(&((1 << 53) + 1));
+        assert_eq!(report.lossy[0].was, "9007199254740993");
+        assert_eq!(report.lossy[0].now, "9.007199254740992e15 (f64)");
     }
 
     #[test]
