@@ -223,7 +223,7 @@ fn the_engine_applies_its_lossy_policy() {
     let err = engine.reload("counter").unwrap_err();
     assert!(
         err.to_string()
-            .contains("`speed`: 1e-1 (f64) -> 1e-1 (f32)"),
+            .contains("`speed`: 1e-1 (f64) -> 1.0000000149011612e-1 (f32)"),
         "{err}"
     );
     assert!(
