@@ -138,9 +138,9 @@ pub fn report(library: &Path, state_dir: Option<&Path>) -> Result<String> {
         &mut out,
         "",
         if same {
-            "same schema as this build: a reload carries it field by field (the fast path)"
+            "same schema as this build: it is read positionally (the fast path)"
         } else {
-            "the schema changed since: the state carries over by field name"
+            "the schema changed since it was saved: it is read by field name"
         },
     );
     match inspection.restore {

@@ -177,23 +177,26 @@ fn run(command: Command) -> cargo_grove::Result<()> {
         } => {
             let project = cargo_grove::project::discover(build.manifest_path.as_deref(), &crates)?;
             let state_dir = state_dir.unwrap_or(project.state_dir);
-            let mut failed = None;
+            let mut failed = Vec::new();
             for module in &project.modules {
                 println!("== {} ({})", module.package, module.dir.display());
                 match cargo_grove::check::check(&module.dir, build.options(), Some(&state_dir)) {
                     Ok(report) => print!("{report}"),
+                    // Printed once, here, with its report; the error that ends the command
+                    // only names the crates.
                     Err(e) => {
                         eprintln!("{e}");
-                        failed = Some(e);
+                        failed.push(module.package.as_str());
                     }
                 }
             }
-            match failed {
-                None => Ok(()),
-                Some(_) if project.modules.len() > 1 => Err(cargo_grove::Error::CheckFailed(
-                    "some module crates would not load (above)".into(),
-                )),
-                Some(e) => Err(e),
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(cargo_grove::Error::CheckFailed(format!(
+                    "{} would not load (the reason is above)",
+                    failed.join(", ")
+                )))
             }
         }
     }

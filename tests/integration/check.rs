@@ -29,7 +29,7 @@ fn a_build_with_an_added_field_loads_the_saved_state_and_says_what_changed() {
     for line in [
         "module      counter (type Counter)",
         "panic       unwind: a panic is caught",
-        "the schema changed since: the state carries over by field name",
+        "the schema changed since it was saved: it is read by field name",
         "it loads into this build ✓",
         "added `label` (default)",
     ] {
