@@ -487,6 +487,11 @@ impl Engine {
     }
 
     fn unknown(&self, name: &str) -> Error {
+        if self.modules.is_empty() && self.shut_down.iter().any(|t| t.name == name) {
+            return Error::ShutDown {
+                module: name.to_owned(),
+            };
+        }
         Error::UnknownModule {
             module: name.to_owned(),
             known: self.module_names(),

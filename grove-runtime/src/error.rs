@@ -292,12 +292,27 @@ pub enum Error {
     },
 
     /// No module of that name is in the engine.
-    #[error("no module named `{module}` (loaded: {})", known.join(", "))]
+    #[error(
+        "no module named `{module}` ({})",
+        if known.is_empty() { "none is loaded".to_owned() } else { format!("loaded: {}", known.join(", ")) }
+    )]
     UnknownModule {
         /// The name asked for.
         module: String,
         /// The modules there are.
         known: Vec<String>,
+    },
+
+    /// The module was shut down when the engine stopped (`run` returned, or `stop` ran):
+    /// its state went with it (into its snapshot, with a state directory).
+    #[error(
+        "module `{module}` was shut down when the engine stopped: read or set its state \
+         while the engine runs (between frames, e.g. after `run_frames`), or from its \
+         snapshot in the state directory"
+    )]
+    ShutDown {
+        /// The module.
+        module: String,
     },
 
     /// A module of that name is already in the engine.

@@ -301,3 +301,22 @@ fn a_host_sets_a_loaded_modules_state_and_a_state_it_cannot_read_changes_nothing
     let state: crate::support::CounterState = engine.module_state("counter").unwrap();
     assert_eq!(state.count, 101, "the state it had");
 }
+
+#[test]
+fn a_module_asked_for_after_the_engine_stopped_is_said_to_be_shut_down() {
+    let mut engine = crate::support::unpaced_engine();
+    let name = engine.load_module(&counter("v1")).unwrap();
+    engine.run_frames(3);
+    engine.shutdown().unwrap();
+    let err = engine.module_state::<CounterState>(&name).unwrap_err();
+    assert!(
+        matches!(&err, grove_runtime::Error::ShutDown { module } if *module == name),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("was shut down when the engine stopped")
+    );
+    let err = engine.module_state::<CounterState>("nobody").unwrap_err();
+    assert_eq!(err.to_string(), "no module named `nobody` (none is loaded)");
+}
