@@ -305,7 +305,7 @@ fn a_host_sets_a_loaded_modules_state_and_a_state_it_cannot_read_changes_nothing
 #[test]
 fn a_module_asked_for_after_the_engine_stopped_is_said_to_be_shut_down() {
     let mut engine = crate::support::unpaced_engine();
-    let name = engine.load_module(&counter("v1")).unwrap();
+    let name = engine.load_module(counter("v1")).unwrap();
     engine.run_frames(3);
     engine.shutdown().unwrap();
     let err = engine.module_state::<CounterState>(&name).unwrap_err();
