@@ -208,9 +208,19 @@ impl fmt::Display for EngineEvent {
                 module,
                 frame,
                 error,
-            } => {
-                write!(f, "module `{module}` panicked in frame {frame}: {error}")
-            }
+            } => match error {
+                // The error names the module too: said once.
+                crate::Error::Panicked { call, message, .. } => write!(
+                    f,
+                    "module `{module}` panicked in frame {frame}, in {call}: {message}; \
+                     skipped until it is reloaded"
+                ),
+                other => write!(
+                    f,
+                    "module `{module}` failed in frame {frame}: {other}; skipped until it is \
+                     reloaded"
+                ),
+            },
             EngineEvent::BuildStarted { module } => write!(f, "module `{module}`: rebuilding"),
             EngineEvent::BuildFinished {
                 module,

@@ -123,6 +123,7 @@ fn console_lines() {
             "grove: reload of module `counter` refused, generation 2 keeps running",
             "grove: module `counter` panicked in frame ",
             "fixture panics in process",
+            "; skipped until it is reloaded",
             "grove: module `counter` unloaded",
         ] {
             assert!(
