@@ -22,6 +22,7 @@ const COUNTER_VARIANTS: &[&str] = &[
     "incompatible",
     "floats",
     "narrowed",
+    "aliased",
     "renamed",
     "other_type",
     "versioned",
