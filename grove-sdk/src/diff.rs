@@ -6,7 +6,10 @@
 //! - in a map whose keys are strings (a struct, or a map keyed by strings), keys only the
 //!   old side has (removed: dropped) and keys only the new side has (added: took their
 //!   default); a removed and an added key under the same parent, each the only one of its
-//!   kind there, are reported as one probable rename;
+//!   kind there, are reported as one probable rename, its value kept when the added key
+//!   holds the removed one's value as the new type reads it (a rename through an alias:
+//!   an `f64` read as an `f32` is rounded, which is kept, and reported as lossy under the
+//!   new name);
 //! - numbers that differ (lossy). A number is carried exactly when the new value equals
 //!   the old one as a number: integers and floats are compared by exact value, with no
 //!   rounding (a `u64` above 2^53 read as an `f64` is lossy, as is an `f64` read as an
@@ -185,15 +188,18 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn finish(self, old: &Dynamic, new: &Dynamic) -> FieldReport {
+    fn finish(mut self, old: &Dynamic, new: &Dynamic) -> FieldReport {
         let mut renamed = Vec::new();
         let mut paired_removed = vec![false; self.removed.len()];
         let mut paired_added = vec![false; self.added.len()];
-        // First a removed and an added field holding the same value, the only such pair
-        // under their parent: a rename read through an alias.
+        // The values of renames read through an alias, compared once every pair is found.
+        let mut carried_over: Vec<(&'a Dynamic, &'a Dynamic, String)> = Vec::new();
+        // First a removed and an added field holding the same value (as the new field's
+        // type holds it: an `f64` read as an `f32` is rounded), the only such pair under
+        // their parent: a rename read through an alias.
         for (r, gone) in self.removed.iter().enumerate() {
             let same = |a: &OneSided<'_>, b: &OneSided<'_>| {
-                a.parent == b.parent && a.sample == b.sample && !is_position(&a.name)
+                a.parent == b.parent && carried(a.sample, b.sample) && !is_position(&a.name)
             };
             let candidates: Vec<usize> = (0..self.added.len())
                 .filter(|&a| same(gone, &self.added[a]))
@@ -210,9 +216,11 @@ impl<'a> Walk<'a> {
             }
             paired_removed[r] = true;
             paired_added[a] = true;
+            let to = join(&self.added[a].parent, &self.added[a].name);
+            carried_over.push((gone.sample, self.added[a].sample, to.clone()));
             renamed.push(RenamedField {
                 from: join(&gone.parent, &gone.name),
-                to: join(&self.added[a].parent, &self.added[a].name),
+                to,
                 kept: true,
             });
         }
@@ -249,11 +257,25 @@ impl<'a> Walk<'a> {
             }
             paired_removed[r] = true;
             paired_added[a] = true;
+            let (to, kept) = (
+                join(&came.parent, &came.name),
+                carried(gone.sample, came.sample),
+            );
+            if kept {
+                carried_over.push((gone.sample, came.sample, to.clone()));
+            }
             renamed.push(RenamedField {
                 from: join(&gone.parent, &gone.name),
-                to: join(&came.parent, &came.name),
-                kept: gone.sample == came.sample,
+                to,
+                kept,
             });
+        }
+        // A value kept through an alias may still have been rounded on the way: compared
+        // as any field read under its own name, under its new name. The two sides hold
+        // the same fields ([`carried`]), so only numbers are met.
+        for (was, now, to) in carried_over {
+            let mut pattern = to.clone();
+            self.both(was, now, &mut to.clone(), &mut pattern);
         }
         let mut truncated = 0u64;
         let mut limit = |n: usize| {
@@ -396,6 +418,44 @@ fn similar(a: &Dynamic, b: &Dynamic) -> bool {
             x.is_empty() || y.is_empty() || x.iter().any(|(k, _)| y.iter().any(|(l, _)| k == l))
         }
         _ => a.kind() == b.kind(),
+    }
+}
+
+/// Whether `new` is `old` as a field of another name read it: the same value, its numbers
+/// either the same number or `old`'s rounded to `new`'s type (an `f64` read as an `f32`,
+/// an integer read as a float), its maps with the same keys, its sequences as long.
+fn carried(old: &Dynamic, new: &Dynamic) -> bool {
+    use Dynamic::*;
+    match (old, new) {
+        (Seq(o), Seq(n)) => o.len() == n.len() && o.iter().zip(n).all(|(o, n)| carried(o, n)),
+        (Map(o), Map(n)) => {
+            o.len() == n.len()
+                && o.iter().enumerate().all(|(i, (key, o))| {
+                    // Written again in the same order, as a rule: looked up when not.
+                    n.get(i)
+                        .filter(|(k, _)| k == key)
+                        .or_else(|| n.iter().find(|(k, _)| k == key))
+                        .is_some_and(|(_, n)| carried(o, n))
+                })
+        }
+        _ => match same_number(old, new) {
+            Some(same) => same || rounded(old, new),
+            None => old == new,
+        },
+    }
+}
+
+/// Whether the number `new` is the number `old` converted to `new`'s type, as serde reads
+/// one as the other.
+fn rounded(old: &Dynamic, new: &Dynamic) -> bool {
+    use Dynamic::*;
+    match (old, new) {
+        (Int(n), F32(x)) => (*n as f32).to_bits() == x.to_bits(),
+        (Int(n), F64(x)) => (*n as f64).to_bits() == x.to_bits(),
+        (F64(was), F32(now)) if was.is_nan() => now.is_nan(),
+        (F64(was), F32(now)) => (*was as f32).to_bits() == now.to_bits(),
+        // An `f32` read as an `f64` is the same number, or not the same value.
+        _ => false,
     }
 }
 
@@ -628,6 +688,75 @@ mod tests {
             "{report}"
         );
         assert!(!report.unrelated);
+    }
+
+    #[test]
+    fn an_alias_into_a_narrower_type_keeps_the_value_and_reports_the_rounding() {
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Old {
+            position: f64,
+            steps: u64,
+            exact: f64,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct New {
+            #[serde(alias = "position")]
+            pos: f32,
+            #[serde(alias = "steps")]
+            walked: f64,
+            #[serde(alias = "exact")]
+            half: f32,
+        }
+        let old = Old {
+            position: 7077.1,
+            steps: (1 << 53) + 1,
+            exact: 0.5,
+        };
+        let (new, report) = restored::<Old, New>(&old);
+        assert_eq!(new.pos.to_bits(), 7077.1f32.to_bits());
+        let renamed: Vec<_> = report
+            .renamed
+            .iter()
+            .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
+            .collect();
+        assert_eq!(
+            renamed,
+            [
+                ("position", "pos", true),
+                ("steps", "walked", true),
+                ("exact", "half", true)
+            ],
+            "{report}"
+        );
+        assert!(report.added.is_empty() && report.removed.is_empty());
+        let lossy: Vec<_> = report.lossy.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(lossy, ["pos", "walked"], "{report}");
+        assert_eq!(report.lossy_total, 2);
+        assert!(!report.unrelated);
+    }
+
+    #[test]
+    fn a_rename_into_a_narrower_type_without_an_alias_is_still_a_dropped_value() {
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Old {
+            position: f64,
+        }
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct New {
+            pos: f32,
+        }
+        let (_, report) = restored::<Old, New>(&Old { position: 0.1 });
+        let renamed: Vec<_> = report
+            .renamed
+            .iter()
+            .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
+            .collect();
+        assert_eq!(renamed, [("position", "pos", false)], "{report}");
+        assert!(!report.is_lossy(), "{report}");
     }
 
     #[test]
