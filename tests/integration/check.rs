@@ -2,7 +2,7 @@
 //! schema, and whether (and how) the state a previous run saved loads into a new build.
 
 use cargo_grove::check::report;
-use grove_runtime::Engine;
+use grove_runtime::{Engine, inspect_library, read_saved_state};
 
 use crate::support::{counter, scratch_dir};
 
@@ -58,4 +58,60 @@ fn a_file_that_is_not_a_module_fails_the_check_with_the_loaders_reason() {
     std::fs::write(&not_a_module, "not an ELF file").unwrap();
     let error = report(&not_a_module, None).unwrap_err().to_string();
     assert!(error.contains("the loader would refuse it"), "{error}");
+}
+
+/// A state directory holding the `floats` counter's snapshot, its `speed` an `f64` that an
+/// `f32` cannot hold exactly.
+fn saved_floats_state() -> std::path::PathBuf {
+    let state_dir = scratch_dir().join("state");
+    let mut engine = Engine::builder()
+        .target_fps(0.0)
+        .watch_files(false)
+        .state_dir(&state_dir)
+        .build()
+        .unwrap();
+    engine.load_module(counter("floats")).unwrap();
+    let mut state: grove::Dynamic = engine.module_state("counter").unwrap();
+    let grove::Dynamic::Map(fields) = &mut state else {
+        panic!("the counter's state is a struct")
+    };
+    for (key, value) in fields.iter_mut() {
+        match key.as_str() {
+            Some("speed") => *value = grove::Dynamic::F64(0.1),
+            Some("big") => *value = grove::Dynamic::Int(7),
+            _ => {}
+        }
+    }
+    engine.set_module_state("counter", &state).unwrap();
+    engine.shutdown().unwrap();
+    state_dir
+}
+
+#[test]
+fn inspecting_a_build_that_reads_the_saved_state_through_aliases_reports_what_a_reload_does() {
+    let state_dir = saved_floats_state();
+    let saved = read_saved_state(&state_dir, "counter").unwrap().unwrap();
+    let inspection = inspect_library(counter("aliased"), Some(&saved)).unwrap();
+    let fields = inspection
+        .restore
+        .expect("a restore was tried")
+        .expect("the saved state loads")
+        .expect("a field report");
+    let renamed: Vec<_> = fields
+        .renamed
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
+        .collect();
+    assert_eq!(
+        renamed,
+        [("speed", "pace", true), ("big", "large", true)],
+        "{fields}"
+    );
+    let lossy: Vec<_> = fields.lossy.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(lossy, ["pace"], "{fields}");
+    let text = report(&counter("aliased"), Some(&state_dir)).unwrap();
+    assert!(
+        text.contains("renamed `speed` -> `pace` (value kept)") && !text.contains("dropped"),
+        "{text}"
+    );
 }

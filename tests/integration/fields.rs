@@ -432,3 +432,105 @@ fn a_snapshot_restored_into_a_changed_version_is_reported() {
     );
     engine.shutdown().unwrap();
 }
+
+/// The `aliased` variant's state.
+#[derive(Deserialize, Debug, Default)]
+#[serde(default)]
+struct Aliased {
+    count: u64,
+    pace: f32,
+    large: u64,
+}
+
+/// The `floats` state the `aliased` tests start from: `speed` does not fit an `f32`
+/// exactly, `big` does not fit an `f64`.
+fn floats_for_aliased() -> Floats {
+    Floats {
+        count: 4,
+        speed: 0.1,
+        big: TWO_53_PLUS_1,
+        ..Floats::default()
+    }
+}
+
+/// What restoring [`floats_for_aliased`] into the `aliased` variant must report, however
+/// the state got there: both fields renamed through their alias with their values kept,
+/// and `speed`'s narrowing to an `f32` as a lossy value.
+fn assert_aliased_report(report: &FieldReport) {
+    let renamed: Vec<_> = report
+        .renamed
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
+        .collect();
+    assert_eq!(
+        renamed,
+        [("speed", "pace", true), ("big", "large", true)],
+        "{report}"
+    );
+    assert!(
+        report.added.is_empty() && report.removed.is_empty(),
+        "{report}"
+    );
+    let lossy: Vec<_> = report
+        .lossy
+        .iter()
+        .map(|l| (l.path.as_str(), l.was.as_str(), l.now.as_str()))
+        .collect();
+    assert_eq!(lossy, [("pace", "1e-1 (f64)", "1e-1 (f32)")], "{report}");
+    assert_eq!(report.lossy_total, 1, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("renamed `speed` -> `pace` (value kept)") && !text.contains("dropped"),
+        "{text}"
+    );
+}
+
+/// The `aliased` state holds the values of [`floats_for_aliased`], as an `f32` can.
+fn assert_aliased_state(state: &Aliased) {
+    assert_eq!(
+        (state.count, state.pace.to_bits(), state.large),
+        (4, 0.1f32.to_bits(), TWO_53_PLUS_1)
+    );
+}
+
+#[test]
+fn a_reload_through_an_alias_reports_the_rename_kept_and_the_narrowing() {
+    let mut module = LoadedModule::load(counter("floats")).unwrap();
+    let bytes = grove::state::save(&floats_for_aliased(), StateFormat::SelfDescribing).unwrap();
+    module.load_state(&bytes).unwrap();
+    let reloaded = module.reload(&counter("aliased"), &frame(0)).unwrap();
+    assert_aliased_report(report(&reloaded));
+    assert_aliased_state(&state_of(&mut module));
+}
+
+#[test]
+fn a_snapshot_restored_through_an_alias_reports_the_rename_kept_and_the_narrowing() {
+    let dir = scratch_dir();
+    let state_dir = dir.join("state");
+    {
+        let mut engine = engine_on(&dir, "floats", Engine::builder().state_dir(&state_dir));
+        engine
+            .set_module_state("counter", &floats_for_aliased())
+            .unwrap();
+        engine.shutdown().unwrap();
+    }
+    replace_library(&dir, "aliased");
+    let mut engine = Engine::builder()
+        .state_dir(&state_dir)
+        .target_fps(0.0)
+        .watch_files(false)
+        .build()
+        .unwrap();
+    let events = engine.subscribe();
+    engine.load_module(dir.join("libcounter.so")).unwrap();
+    let restored = events
+        .try_iter()
+        .find_map(|e| match e {
+            EngineEvent::Restored { fields, .. } => Some(fields),
+            _ => None,
+        })
+        .expect("a Restored event");
+    assert_aliased_report(&restored.expect("a field report"));
+    assert_aliased_state(&engine.module_state("counter").unwrap());
+    engine.shutdown().unwrap();
+}
