@@ -476,7 +476,11 @@ fn assert_aliased_report(report: &FieldReport) {
         .iter()
         .map(|l| (l.path.as_str(), l.was.as_str(), l.now.as_str()))
         .collect();
-    assert_eq!(lossy, [("pace", "1e-1 (f64)", "1e-1 (f32)")], "{report}");
+    assert_eq!(
+        lossy,
+        [("pace", "1e-1 (f64)", "1.0000000149011612e-1 (f32)")],
+        "{report}"
+    );
     assert_eq!(report.lossy_total, 1, "{report}");
     let text = report.to_string();
     assert!(
