@@ -1583,8 +1583,12 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// An engine dropped is a clean end, whether or not a module is loaded (every load may
+    /// have failed, or a host may give up on an error): modules shut down, their last
+    /// snapshots written, and the state directory's `running` marker removed, so that the
+    /// next run does not report a crash. A crash never gets here.
     fn drop(&mut self) {
-        if !self.modules.is_empty() {
+        if !self.modules.is_empty() || self.snapshots.is_some() {
             let _ = self.shutdown();
         }
     }

@@ -75,6 +75,19 @@ fn a_stopped_host_resumes_where_it_stopped() {
 }
 
 #[test]
+fn an_engine_dropped_with_no_module_loaded_is_a_clean_end() {
+    // A host that gives up before any module loaded (a load refused, an error) drops its
+    // engine: that is no crash, and the next run must not say it was.
+    let dir = scratch_dir().join("state");
+    drop(engine_in(&dir));
+    assert!(
+        !dir.join("running").exists(),
+        "the run marker was left behind"
+    );
+    assert!(engine_in(&dir).previous_run().is_none());
+}
+
+#[test]
 fn a_reload_is_snapshotted_at_once() {
     let dir = scratch_dir().join("state");
     let mut engine = engine_every(&dir, Duration::from_secs(3600));
