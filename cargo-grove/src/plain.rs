@@ -10,23 +10,32 @@ use std::time::{Duration, Instant};
 use grove_runtime::Engine;
 
 use crate::error::Result;
+use crate::run::Waiting;
 
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `engine` until `stop` is set or `frames` frames have run; then shuts it down.
-pub fn run(mut engine: Engine, stop: &Arc<AtomicBool>, frames: Option<u64>) -> Result<()> {
+/// Crates that did not load at the start (`waiting`) are tried again when they change, and
+/// listed on the status line until they load.
+pub fn run(
+    mut engine: Engine,
+    mut waiting: Waiting,
+    stop: &Arc<AtomicBool>,
+    frames: Option<u64>,
+) -> Result<()> {
     let mut last_status = Instant::now();
     let start = engine.frame();
     let mut out = std::io::stdout();
     while !stop.load(Ordering::SeqCst) && frames.is_none_or(|n| engine.frame() - start < n) {
         engine.step();
+        waiting.poll(&mut engine);
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
-            let _ = writeln!(out, "{}", status_line(&mut engine));
+            let _ = writeln!(out, "{}", status_line_waiting(&mut engine, &waiting));
         }
     }
-    let _ = writeln!(out, "{}", status_line(&mut engine));
+    let _ = writeln!(out, "{}", status_line_waiting(&mut engine, &waiting));
     let stats = engine.stats();
     let _ = writeln!(
         out,
@@ -37,6 +46,19 @@ pub fn run(mut engine: Engine, stop: &Arc<AtomicBool>, frames: Option<u64>) -> R
     );
     engine.shutdown()?;
     Ok(())
+}
+
+/// [`status_line`], then `| module not loaded: why` for each crate waiting.
+fn status_line_waiting(engine: &mut Engine, waiting: &Waiting) -> String {
+    let mut line = status_line(engine);
+    for failed in waiting.crates() {
+        line.push_str(&format!(
+            " | {} not loaded: {}",
+            failed.name,
+            failed.error.lines().next().unwrap_or_default()
+        ));
+    }
+    line
 }
 
 /// `frame N | F fps | module gen G status p50 p99 | ...`

@@ -6,13 +6,13 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use grove_runtime::{BuildError, BuildOptions, Engine};
 
 use crate::error::{Error, Result};
 use crate::logs::LogLines;
-use crate::project;
+use crate::project::{self, ModuleCrate};
 use crate::session::Session;
 
 /// What `cargo grove run` was asked.
@@ -69,11 +69,27 @@ pub fn run(options: RunOptions) -> Result<()> {
     // dashboard takes the screen.
     let events = engine.subscribe();
     let mut crates = Vec::new();
+    let mut waiting = Waiting::new(build.clone());
     for module in &project.modules {
-        let Some(name) = first_build(&mut engine, &module.dir, &build, &stop)? else {
-            return Ok(());
-        };
-        crates.push((name, Some(module.dir.clone())));
+        match first_build(&mut engine, module, &build, &stop)? {
+            FirstLoad::Loaded(name) => crates.push((name, Some(module.dir.clone()))),
+            FirstLoad::Failed(failed) => {
+                eprintln!(
+                    "grove: `{}` did not load: {}\ngrove: the other modules run; fix {} and save, \
+                     and it loads when it builds again",
+                    failed.name,
+                    failed.error,
+                    module.dir.display()
+                );
+                waiting.add(failed);
+            }
+            FirstLoad::Stopped => return Ok(()),
+        }
+    }
+    if options.no_state {
+        eprintln!("grove: no state is kept between runs (--no-state)");
+    } else {
+        eprintln!("grove: states are kept in {}", state_dir.display());
     }
     let title = project
         .root
@@ -81,11 +97,11 @@ pub fn run(options: RunOptions) -> Result<()> {
         .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
     let tui = !options.plain && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if !tui {
-        return crate::plain::run(engine, &stop, options.frames);
+        return crate::plain::run(engine, waiting, &stop, options.frames);
     }
     let logs = match LogLines::install() {
         Ok(logs) => logs,
-        Err(_) => return crate::plain::run(engine, &stop, options.frames),
+        Err(_) => return crate::plain::run(engine, waiting, &stop, options.frames),
     };
     for (name, dir) in &crates {
         let dir = dir
@@ -99,26 +115,56 @@ pub fn run(options: RunOptions) -> Result<()> {
     } else {
         format!("states are kept in {}", state_dir.display())
     });
-    let session = Session::new(title, engine, events, &crates, build, Some(logs.clone()));
+    for failed in waiting.crates() {
+        logs.push(&format!(
+            "`{}` did not load: {}; it loads when {} builds again",
+            failed.name,
+            failed.error,
+            failed.dir.display()
+        ));
+    }
+    let session = Session::new(title, engine, events, &crates, build, Some(logs.clone()))
+        .with_waiting(waiting);
     crate::tui::run(session, &logs, &stop, options.frames)
 }
 
-/// Builds and loads the crate in `dir`. A crate that does not compile yet is not the end of
+/// How the first build and load of a crate went.
+enum FirstLoad {
+    /// Loaded, under this module name.
+    Loaded(String),
+    /// Built, but refused or failed at load: a new build may fix it.
+    Failed(WaitingCrate),
+    /// Stopped while waiting for a crate that does not compile.
+    Stopped,
+}
+
+/// Builds and loads `module`'s crate. A crate that does not compile yet is not the end of
 /// the run: the error is shown and the build runs again when a file of the crate changes.
-/// `None` when stopped while waiting.
+/// A module that builds but does not load (a panic in `create` or `init`, a config or a
+/// state refused) is not either: it is left to [`Waiting`] while the others run.
 fn first_build(
     engine: &mut Engine,
-    dir: &Path,
+    module: &ModuleCrate,
     build: &BuildOptions,
     stop: &AtomicBool,
-) -> Result<Option<String>> {
+) -> Result<FirstLoad> {
+    let dir = module.dir.as_path();
     loop {
+        let before = newest_change(dir);
         let error = match engine.watch_crate_with(dir, build.clone()) {
-            Ok(name) => return Ok(Some(name)),
+            Ok(name) => return Ok(FirstLoad::Loaded(name)),
             Err(grove_runtime::Error::Build { source, .. })
                 if matches!(*source, BuildError::Compile { .. }) =>
             {
                 source
+            }
+            Err(e) if rebuild_can_fix(&e) => {
+                return Ok(FirstLoad::Failed(WaitingCrate {
+                    name: module_named(&e).unwrap_or(&module.package).to_owned(),
+                    dir: dir.to_owned(),
+                    error: e.to_string(),
+                    seen: before,
+                }));
             }
             Err(e) => return Err(e.into()),
         };
@@ -130,13 +176,165 @@ fn first_build(
         let before = newest_change(dir);
         loop {
             if stop.load(Ordering::SeqCst) {
-                return Ok(None);
+                return Ok(FirstLoad::Stopped);
             }
             std::thread::sleep(Duration::from_millis(250));
             if newest_change(dir) != before {
                 break;
             }
         }
+    }
+}
+
+/// Whether a module that built but did not load may load once its crate (or its config
+/// file) changes: its own code or data refused it, not the host's setup.
+fn rebuild_can_fix(error: &grove_runtime::Error) -> bool {
+    use grove_runtime::Error as E;
+    matches!(
+        error,
+        E::Panicked { .. }
+            | E::Failed { .. }
+            | E::ConfigRefused { .. }
+            | E::ConfigFile { .. }
+            | E::NoConfig { .. }
+            | E::Manifest { .. }
+            | E::LossyState { .. }
+            | E::UnrelatedState { .. }
+            | E::StateFailed { .. }
+            | E::BadSnapshot { .. }
+            | E::NotAModule { .. }
+            | E::AbiMismatch { .. }
+            | E::PanicAbort { .. }
+            | E::Open { .. }
+            | E::DuplicateModule { .. }
+    )
+}
+
+/// The module an error names, if it names one.
+fn module_named(error: &grove_runtime::Error) -> Option<&str> {
+    use grove_runtime::Error as E;
+    match error {
+        E::Panicked { module, .. }
+        | E::Failed { module, .. }
+        | E::ConfigRefused { module, .. }
+        | E::ConfigFile { module, .. }
+        | E::NoConfig { module }
+        | E::LossyState { module, .. }
+        | E::UnrelatedState { module, .. }
+        | E::StateFailed { module, .. }
+        | E::BadSnapshot { module, .. }
+        | E::AbiMismatch { module, .. }
+        | E::PanicAbort { module, .. } => Some(module),
+        _ => None,
+    }
+}
+
+/// A module crate that built but did not load.
+#[derive(Debug, Clone)]
+pub struct WaitingCrate {
+    /// Its module's name (its package name when the error named none).
+    pub name: String,
+    /// Its crate.
+    pub dir: PathBuf,
+    /// Why it did not load, the last time it was tried.
+    pub error: String,
+    /// Its files' latest change when it was last tried.
+    seen: Option<SystemTime>,
+}
+
+/// What became of a waiting crate tried again.
+#[derive(Debug, Clone)]
+pub enum Retried {
+    /// It loaded, under this name.
+    Loaded {
+        /// The module name it loaded under.
+        name: String,
+        /// The name it waited under.
+        waited_as: String,
+    },
+    /// It still did not load.
+    Failed(WaitingCrate),
+}
+
+/// The module crates that did not load at the start: tried again, while the others run,
+/// each time a file of the crate changes (a fix saved, a config edited).
+#[derive(Debug)]
+pub struct Waiting {
+    crates: Vec<WaitingCrate>,
+    build: BuildOptions,
+    last_poll: Option<Instant>,
+}
+
+impl Waiting {
+    /// None waiting yet; `build` is how to build them again.
+    pub fn new(build: BuildOptions) -> Self {
+        Self {
+            crates: Vec::new(),
+            build,
+            last_poll: None,
+        }
+    }
+
+    /// Waits for `failed`'s crate to change.
+    pub fn add(&mut self, failed: WaitingCrate) {
+        self.crates.push(failed);
+    }
+
+    /// The crates waiting.
+    pub fn crates(&self) -> &[WaitingCrate] {
+        &self.crates
+    }
+
+    /// Tries again, at most a few times a second, each crate whose files changed since it
+    /// was last tried (a build blocks the frames while cargo runs). A module that loaded
+    /// some other way (the dashboard's `l` key) stops waiting.
+    pub fn poll(&mut self, engine: &mut Engine) -> Vec<Retried> {
+        if self.crates.is_empty()
+            || self
+                .last_poll
+                .is_some_and(|at| at.elapsed() < Duration::from_millis(250))
+        {
+            return Vec::new();
+        }
+        self.last_poll = Some(Instant::now());
+        let loaded = engine.module_names();
+        self.crates.retain(|c| !loaded.contains(&c.name));
+        let mut outcomes = Vec::new();
+        for index in (0..self.crates.len()).rev() {
+            let now = newest_change(&self.crates[index].dir);
+            if now == self.crates[index].seen {
+                continue;
+            }
+            let waiting = &mut self.crates[index];
+            waiting.seen = now;
+            match engine.watch_crate_with(&waiting.dir, self.build.clone()) {
+                Ok(name) => {
+                    eprintln!("grove: `{name}` loaded from {}", waiting.dir.display());
+                    let waited_as = self.crates.remove(index).name;
+                    outcomes.push(Retried::Loaded { name, waited_as });
+                }
+                Err(e) => {
+                    waiting.error = match &e {
+                        grove_runtime::Error::Build { source, .. } => {
+                            if let Some(rendered) = source.rendered() {
+                                eprintln!("{rendered}");
+                            }
+                            source.to_string()
+                        }
+                        e => e.to_string(),
+                    };
+                    if let Some(name) = module_named(&e) {
+                        name.clone_into(&mut waiting.name);
+                    }
+                    eprintln!(
+                        "grove: `{}` still does not load: {}",
+                        waiting.name, waiting.error
+                    );
+                    outcomes.push(Retried::Failed(waiting.clone()));
+                }
+            }
+        }
+        outcomes
     }
 }
 

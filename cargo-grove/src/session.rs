@@ -12,6 +12,7 @@ use ratatui::crossterm::event::KeyEvent;
 
 use crate::dashboard::{Action, Dashboard, view};
 use crate::logs::LogLines;
+use crate::run::{Retried, Waiting};
 
 /// The engine and its dashboard.
 #[derive(Debug)]
@@ -19,6 +20,8 @@ pub struct Session {
     engine: Engine,
     dashboard: Dashboard,
     build: BuildOptions,
+    /// Crates that did not load at the start, tried again when they change.
+    waiting: Option<Waiting>,
     quit: bool,
 }
 
@@ -39,8 +42,21 @@ impl Session {
             engine,
             dashboard,
             build,
+            waiting: None,
             quit: false,
         }
+    }
+
+    /// Lists the crates that did not load at the start as failed, and loads each when it
+    /// builds again.
+    #[must_use]
+    pub fn with_waiting(mut self, waiting: Waiting) -> Self {
+        for failed in waiting.crates() {
+            self.dashboard
+                .load_failed(&failed.name, &failed.dir, &failed.error);
+        }
+        self.waiting = Some(waiting);
+        self
     }
 
     /// The engine.
@@ -62,6 +78,19 @@ impl Session {
             std::thread::sleep(Duration::from_secs_f64(period.min(0.05)));
         } else {
             self.frame();
+        }
+        if let Some(waiting) = &mut self.waiting {
+            for retried in waiting.poll(&mut self.engine) {
+                match retried {
+                    Retried::Loaded { name, waited_as } => {
+                        self.dashboard.waited_loaded(&waited_as, &name);
+                    }
+                    Retried::Failed(failed) => {
+                        self.dashboard
+                            .load_failed(&failed.name, &failed.dir, &failed.error);
+                    }
+                }
+            }
         }
         self.dashboard.observe(&mut self.engine);
     }

@@ -11,7 +11,7 @@ pub mod keys;
 pub mod view;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,9 @@ pub struct ModuleView {
     pub messages: MessageRates,
     /// The config in force, as compact JSON; `None` when it takes none.
     pub config: Option<String>,
+    /// Why it did not load when the run started, while it waits for its crate to build
+    /// again.
+    pub load_failed: Option<String>,
 }
 
 impl ModuleView {
@@ -94,6 +97,7 @@ impl ModuleView {
             build: BuildState::Idle,
             messages: MessageRates::default(),
             config: None,
+            load_failed: None,
         }
     }
 
@@ -356,6 +360,36 @@ impl Dashboard {
         }
     }
 
+    /// Module `name`, built from `dir`, did not load (`error`): listed as failed, waiting
+    /// for its crate to build again.
+    pub fn load_failed(&mut self, name: &str, dir: &Path, error: &str) {
+        if self.module_mut(name).is_none() {
+            self.modules
+                .push(ModuleView::new(name.to_owned(), Some(dir.to_owned())));
+        }
+        let frame = self.frame;
+        if let Some(m) = self.module_mut(name) {
+            m.loaded = false;
+            m.load_failed = Some(error.to_owned());
+            m.last_error = Some(error.to_owned());
+            m.record(frame, HistoryKind::Refused(error.to_owned()));
+        }
+    }
+
+    /// A module listed as failed under `waited_as` loaded as `name` (its module name,
+    /// which its package name stood for).
+    pub fn waited_loaded(&mut self, waited_as: &str, name: &str) {
+        if waited_as == name {
+            return;
+        }
+        if self.module_mut(name).is_some() {
+            self.modules.retain(|m| m.name != waited_as);
+            self.selected = self.selected.min(self.modules.len().saturating_sub(1));
+        } else if let Some(m) = self.module_mut(waited_as) {
+            name.clone_into(&mut m.name);
+        }
+    }
+
     fn module_mut(&mut self, name: &str) -> Option<&mut ModuleView> {
         self.modules.iter_mut().find(|m| m.name == name)
     }
@@ -369,6 +403,7 @@ impl Dashboard {
                 if let Some(m) = self.module_mut(&module) {
                     m.loaded = true;
                     m.faulted = false;
+                    m.load_failed = None;
                     m.record(frame, HistoryKind::Loaded);
                 }
             }

@@ -62,6 +62,9 @@ fn title_line(dashboard: &Dashboard) -> Paragraph<'static> {
 }
 
 fn status_span(module: &ModuleView) -> Span<'static> {
+    if !module.loaded && module.load_failed.is_some() {
+        return Span::raw("not loaded").red().bold();
+    }
     if !module.loaded {
         return Span::raw("unloaded").dark_gray();
     }
@@ -171,7 +174,7 @@ fn render_modules(dashboard: &Dashboard, frame: &mut Frame<'_>, area: Rect) {
     let widths = [
         Constraint::Min(12),
         Constraint::Length(4),
-        Constraint::Length(9),
+        Constraint::Length(10),
         Constraint::Length(9),
         Constraint::Length(9),
         Constraint::Length(24),
@@ -304,6 +307,13 @@ fn render_detail(dashboard: &Dashboard, frame: &mut Frame<'_>, area: Rect) {
                 .bold(),
         );
         lines.extend(error.lines().map(|l| Line::from(l.to_owned()).red()));
+    } else if let Some(error) = m.load_failed.as_ref().filter(|_| !m.loaded) {
+        lines.push(
+            Line::from("did not load; it loads when its crate builds again:")
+                .red()
+                .bold(),
+        );
+        lines.extend(error.lines().map(|l| Line::from(l.to_owned()).red()));
     } else if let Some(error) = m.last_error.as_ref().filter(|_| m.faulted) {
         lines.push(
             Line::from("skipped until a new version loads:")
@@ -397,5 +407,54 @@ mod tests {
         assert_eq!(sparkline_text([0.0, 1.0, 2.0].into_iter(), 8), "▁▅█");
         assert_eq!(sparkline_text([9.0, 1.0, 1.0].into_iter(), 2), "██");
         assert_eq!(sparkline_text([0.0, 0.0].into_iter(), 8), "▁▁");
+    }
+
+    fn screen(dashboard: &Dashboard) -> String {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(150, 48)).unwrap();
+        terminal.draw(|frame| render(dashboard, frame)).unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_module_that_did_not_load_is_listed_with_why_until_it_loads() {
+        let mut engine = grove_runtime::Engine::builder()
+            .watch_files(false)
+            .build()
+            .unwrap();
+        let events = engine.subscribe();
+        let mut dashboard = Dashboard::new("test", &mut engine, events, &[], None);
+        dashboard.load_failed(
+            "shaky-module",
+            std::path::Path::new("/crates/shaky"),
+            "module `shaky` panicked in init: not ready",
+        );
+        let shown = screen(&dashboard);
+        let row = shown
+            .lines()
+            .find(|l| l.starts_with("│shaky-module "))
+            .unwrap_or_else(|| panic!("no row:\n{shown}"));
+        assert!(row.contains("not loaded"), "{shown}");
+        assert!(
+            shown.contains("did not load; it loads when its crate builds again")
+                && shown.contains("panicked in init: not ready"),
+            "{shown}"
+        );
+        // It loaded under its module name, which its package name stood for.
+        dashboard.waited_loaded("shaky-module", "shaky");
+        let names: Vec<_> = dashboard.modules().iter().map(|m| m.name.clone()).collect();
+        assert_eq!(names, ["shaky"]);
+        assert_eq!(
+            dashboard.modules()[0].crate_dir.as_deref(),
+            Some(std::path::Path::new("/crates/shaky"))
+        );
     }
 }
