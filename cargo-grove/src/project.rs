@@ -34,17 +34,22 @@ pub struct Project {
 /// The project around `manifest_path` (or the current directory), hosting `given` (package
 /// names of the workspace, or crate directories), or every module crate of the workspace
 /// when none is given.
+///
+/// When every crate given is a directory (and no manifest is), each is read from its own
+/// directory: they need not be in the project here, nor need there be one. Their states
+/// are then kept in the `state-dir` of the first one's workspace that sets it, else in the
+/// project here's, else where the first one's workspace keeps them by default
+/// (`grove-state/` in its target directory).
 pub fn discover(manifest_path: Option<&Path>, given: &[String]) -> Result<Project> {
-    let mut command = MetadataCommand::new();
-    command.no_deps();
-    if let Some(manifest) = manifest_path {
-        command.manifest_path(manifest);
+    if manifest_path.is_none()
+        && !given.is_empty()
+        && given
+            .iter()
+            .all(|g| Path::new(g).join("Cargo.toml").is_file())
+    {
+        return discover_dirs(given);
     }
-    let asked = manifest_path.map_or_else(|| PathBuf::from("."), Path::to_owned);
-    let metadata = command.exec().map_err(|e| Error::Metadata {
-        path: asked.clone(),
-        message: cargo_said(&e),
-    })?;
+    let metadata = metadata(manifest_path)?;
     let root = metadata.workspace_root.clone().into_std_path_buf();
     let modules = if given.is_empty() {
         let modules: Vec<_> = metadata
@@ -67,6 +72,93 @@ pub fn discover(manifest_path: Option<&Path>, given: &[String]) -> Result<Projec
         state_dir: state_dir(&metadata, &root)?,
         root,
         modules,
+    })
+}
+
+/// `cargo metadata` of the project at `manifest_path`, or around the current directory.
+fn metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
+    let mut command = MetadataCommand::new();
+    command.no_deps();
+    if let Some(manifest) = manifest_path {
+        command.manifest_path(manifest);
+    }
+    let asked = manifest_path.map_or_else(|| PathBuf::from("."), Path::to_owned);
+    command.exec().map_err(|e| Error::Metadata {
+        path: asked,
+        message: cargo_said(&e),
+    })
+}
+
+/// The project for crate directories given on the command line, each read from its own
+/// directory.
+fn discover_dirs(given: &[String]) -> Result<Project> {
+    // The project here, if there is one: its state directory is the default.
+    let here = metadata(None).ok();
+    let mut modules = Vec::new();
+    let mut configured = None;
+    let mut first_root = None;
+    let mut first_default = None;
+    for dir in given {
+        let dir = Path::new(dir);
+        let metadata = metadata(Some(&dir.join("Cargo.toml")))?;
+        let root = metadata.workspace_root.clone().into_std_path_buf();
+        let canonical = dir.canonicalize().map_err(|e| Error::Metadata {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        })?;
+        let package = metadata.workspace_packages().into_iter().find(|p| {
+            p.manifest_path
+                .parent()
+                .and_then(|d| d.canonicalize().ok())
+                .is_some_and(|d| d == canonical)
+        });
+        let not_a_module = |reason: String| Error::NotAModuleCrate {
+            given: dir.display().to_string(),
+            reason,
+        };
+        match package {
+            Some(package) if is_module(package) => modules.push(module_crate(package)),
+            Some(package) => {
+                return Err(not_a_module(format!(
+                    "package `{}` is not a module crate: it needs `crate-type = [\"cdylib\", \
+                     \"rlib\"]` under [lib] and a grove-sdk dependency",
+                    package.name
+                )));
+            }
+            None => {
+                return Err(not_a_module(
+                    "cargo does not list it as a package of its workspace".to_owned(),
+                ));
+            }
+        }
+        if configured.is_none() && state_dir_setting(&metadata).is_some() {
+            configured = Some(state_dir(&metadata, &root)?);
+        }
+        if first_root.is_none() {
+            first_default = Some(state_dir(&metadata, &root)?);
+            first_root = Some(root);
+        }
+    }
+    let first_root = first_root.unwrap_or_default();
+    let (root, state_dir) = match (configured, here) {
+        (Some(state_dir), here) => (
+            here.map_or(first_root, |h| h.workspace_root.into_std_path_buf()),
+            state_dir,
+        ),
+        (None, Some(here)) => {
+            let root = here.workspace_root.clone().into_std_path_buf();
+            let state_dir = state_dir(&here, &root)?;
+            (root, state_dir)
+        }
+        // The default of the first crate's own workspace: where `cargo grove run` inside
+        // it keeps them too. (Not a `state/` beside the crate: in a `members = ["modules/*"]`
+        // workspace, cargo would take it for a member and refuse to build.)
+        (None, None) => (first_root, first_default.unwrap_or_default()),
+    };
+    Ok(Project {
+        root,
+        modules,
+        state_dir,
     })
 }
 
@@ -155,12 +247,16 @@ fn resolve(metadata: &Metadata, given: &str) -> Result<ModuleCrate> {
     }
 }
 
-fn state_dir(metadata: &Metadata, root: &Path) -> Result<PathBuf> {
-    let setting = metadata
+/// `[workspace.metadata.grove] state-dir`, if set.
+fn state_dir_setting(metadata: &Metadata) -> Option<&serde_json::Value> {
+    metadata
         .workspace_metadata
         .get("grove")
-        .and_then(|g| g.get("state-dir"));
-    match setting {
+        .and_then(|g| g.get("state-dir"))
+}
+
+fn state_dir(metadata: &Metadata, root: &Path) -> Result<PathBuf> {
+    match state_dir_setting(metadata) {
         None => Ok(metadata
             .target_directory
             .clone()
