@@ -374,3 +374,192 @@ fn process_running(exe: &Path) -> Option<rustix::process::Pid> {
                 .flatten()
         })
 }
+
+/// Copies the directory `from` to `to` (which must not exist), files and directories only.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Waits until `file` contains `what`, while `child` runs.
+fn wait_for_line(child: &mut std::process::Child, file: &Path, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !std::fs::read_to_string(file).unwrap().contains(what) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cargo grove run ended before saying {what:?}:\n{}",
+            std::fs::read_to_string(file).unwrap()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what:?}:\n{}",
+            std::fs::read_to_string(file).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_module_that_panics_in_init_at_start_is_shown_failed_and_loads_once_fixed() {
+    let scratch = scratch("init-panic");
+    let project = new_project(&scratch, "steady");
+    // A second module crate in the same workspace, whose `init` panics.
+    let other = new_project(&scratch, "shaky");
+    copy_dir(&other.join("modules/shaky"), &project.join("modules/shaky"));
+    let source = project.join("modules/shaky/src/lib.rs");
+    edit(
+        &source,
+        r#"grove::tracing::info!(frames = self.frames, "shaky ready");"#,
+        r#"panic!("shaky is not ready");"#,
+    );
+    let stdout_file = project.join("stdout.txt");
+    let stderr_file = project.join("stderr.txt");
+    let mut run = cargo_grove()
+        .current_dir(&project)
+        .args(["run", "--frames", "600"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_file).unwrap())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&mut run, &stderr_file, "`shaky` did not load", FIRST_BUILD);
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert!(
+        stderr.contains("module `shaky` panicked in init") && stderr.contains("shaky is not ready"),
+        "the panic, with its message:\n{stderr}"
+    );
+    // The other module runs meanwhile, and the status line says why shaky does not.
+    wait_for_line(
+        &mut run,
+        &stdout_file,
+        "shaky not loaded: module `shaky` panicked in init",
+        Duration::from_secs(60),
+    );
+    let stdout = std::fs::read_to_string(&stdout_file).unwrap();
+    assert!(
+        stdout.lines().any(|l| l.contains("steady gen 1 healthy")
+            && l.contains("shaky not loaded: module `shaky` panicked in init")),
+        "{stdout}"
+    );
+    edit(
+        &source,
+        r#"panic!("shaky is not ready");"#,
+        r#"grove::tracing::info!(frames = self.frames, "shaky ready");"#,
+    );
+    let status = run.wait().unwrap();
+    let stdout = std::fs::read_to_string(&stdout_file).unwrap();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    let all = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(status.success(), "{all}");
+    assert!(stderr.contains("`shaky` loaded from"), "{all}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("frame 600 |")
+            && l.contains("steady gen 1 healthy")
+            && l.contains("shaky gen 1 healthy")),
+        "the fix was loaded:\n{all}"
+    );
+}
+
+#[test]
+fn an_error_exit_is_a_clean_end_not_a_crash_at_the_next_run() {
+    let scratch = scratch("error-exit");
+    let project = new_project(&scratch, "tidy");
+    // A crate that is not a module crate, outside the workspace: building it for loading
+    // fails, before any module is loaded.
+    let library = scratch.join("plainlib");
+    std::fs::create_dir_all(library.join("src")).unwrap();
+    std::fs::write(
+        library.join("Cargo.toml"),
+        "[package]\nname = \"plainlib\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(library.join("src/lib.rs"), "pub fn nothing() {}\n").unwrap();
+    let output = cargo_grove()
+        .current_dir(&project)
+        .arg("run")
+        .arg(&library)
+        .args(["tidy-module", "--frames", "5"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        !project.join("state/running").exists(),
+        "the run marker was left behind:\n{}",
+        text(&output)
+    );
+
+    let output = cargo_grove()
+        .current_dir(&project)
+        .args(["run", "--frames", "5"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        !all.contains("previous run"),
+        "a false crash notice:\n{all}"
+    );
+}
+
+#[test]
+fn crate_directories_run_outside_any_cargo_project() {
+    let scratch = scratch("outside");
+    let far = new_project(&scratch, "far");
+    let near = new_project(&scratch, "near");
+    // A working directory in no cargo project (the test's target directory is in one).
+    let outside = std::env::temp_dir().join(format!("grove-e2e-outside-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&outside);
+    std::fs::create_dir_all(&outside).unwrap();
+    let run = |dirs: &[&Path]| {
+        let output = cargo_grove()
+            .current_dir(&outside)
+            .arg("run")
+            .args(dirs)
+            .args(["--frames", "5"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert!(output.status.success(), "{all}");
+        all
+    };
+
+    // Both run; their states go to the first one's workspace `state-dir`.
+    let all = run(&[&far.join("modules/far"), &near.join("modules/near")]);
+    assert!(
+        all.lines().any(|l| l.starts_with("frame 5 |")
+            && l.contains("far gen 1")
+            && l.contains("near gen 1")),
+        "{all}"
+    );
+    let state = far.join("state");
+    assert!(
+        all.contains(&format!("states are kept in {}", state.display())),
+        "{all}"
+    );
+    assert!(state.join("far.snapshot").is_file(), "{all}");
+    assert!(state.join("near.snapshot").is_file(), "{all}");
+    assert!(!near.join("state/near.snapshot").exists(), "{all}");
+
+    // A workspace that sets no state directory: the one `cargo grove run` inside it uses.
+    let manifest = far.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("state-dir = \"state\"", "")).unwrap();
+    let all = run(&[&far.join("modules/far")]);
+    let default = target_dir().join("grove-state");
+    assert!(
+        all.contains(&format!("states are kept in {}", default.display())),
+        "{all}"
+    );
+    assert!(default.join("far.snapshot").is_file(), "{all}");
+    let _ = std::fs::remove_dir_all(&outside);
+}
