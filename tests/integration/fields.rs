@@ -407,21 +407,7 @@ fn a_snapshot_restored_into_a_changed_version_is_reported() {
         engine.shutdown().unwrap();
     }
     replace_library(&dir, "narrowed");
-    let mut engine = Engine::builder()
-        .state_dir(&state_dir)
-        .target_fps(0.0)
-        .watch_files(false)
-        .build()
-        .unwrap();
-    let events = engine.subscribe();
-    engine.load_module(dir.join("libcounter.so")).unwrap();
-    let restored = events
-        .try_iter()
-        .find_map(|e| match e {
-            EngineEvent::Restored { fields, .. } => Some(fields),
-            _ => None,
-        })
-        .expect("a Restored event");
+    let (mut engine, restored) = resume(&dir, &state_dir);
     let report = restored.expect("a field report");
     assert_eq!(report.lossy_total, 1, "{report}");
     assert_eq!(report.lossy[0].path, "speed");
@@ -519,8 +505,20 @@ fn a_snapshot_restored_through_an_alias_reports_the_rename_kept_and_the_narrowin
         engine.shutdown().unwrap();
     }
     replace_library(&dir, "aliased");
+    let (mut engine, restored) = resume(&dir, &state_dir);
+    assert_aliased_report(&restored.expect("a field report"));
+    assert_aliased_state(&engine.module_state("counter").unwrap());
+    engine.shutdown().unwrap();
+}
+
+/// A new engine on `state_dir` loading `dir`'s library, which resumes the state saved
+/// there; the field report of its `Restored` event.
+fn resume(
+    dir: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> (Engine, Option<grove::state::FieldReport>) {
     let mut engine = Engine::builder()
-        .state_dir(&state_dir)
+        .state_dir(state_dir)
         .target_fps(0.0)
         .watch_files(false)
         .build()
@@ -534,7 +532,5 @@ fn a_snapshot_restored_through_an_alias_reports_the_rename_kept_and_the_narrowin
             _ => None,
         })
         .expect("a Restored event");
-    assert_aliased_report(&restored.expect("a field report"));
-    assert_aliased_state(&engine.module_state("counter").unwrap());
-    engine.shutdown().unwrap();
+    (engine, restored)
 }
