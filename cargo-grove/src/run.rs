@@ -6,9 +6,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use grove_runtime::{BuildError, BuildOptions, Engine};
+use grove_runtime::{BuildError, BuildOptions, BuiltCrate, Engine};
 
 use crate::error::{Error, Result};
 use crate::logs::LogLines;
@@ -257,12 +258,18 @@ pub enum Retried {
 }
 
 /// The module crates that did not load at the start: tried again, while the others run,
-/// each time a file of the crate changes (a fix saved, a config edited).
+/// each time a file of the crate changes (a fix saved, a config edited). The build runs on
+/// a thread of its own, so frames go on meanwhile; only the load is the frame thread's.
 #[derive(Debug)]
 pub struct Waiting {
     crates: Vec<WaitingCrate>,
     build: BuildOptions,
     last_poll: Option<Instant>,
+    /// Builds under way, by crate directory.
+    building: Vec<(
+        PathBuf,
+        JoinHandle<std::result::Result<BuiltCrate, BuildError>>,
+    )>,
 }
 
 impl Waiting {
@@ -272,6 +279,7 @@ impl Waiting {
             crates: Vec::new(),
             build,
             last_poll: None,
+            building: Vec::new(),
         }
     }
 
@@ -285,9 +293,9 @@ impl Waiting {
         &self.crates
     }
 
-    /// Tries again, at most a few times a second, each crate whose files changed since it
-    /// was last tried (a build blocks the frames while cargo runs). A module that loaded
-    /// some other way (the dashboard's `l` key) stops waiting.
+    /// Starts a build, at most a few times a second, of each crate whose files changed
+    /// since it was last tried, and loads each crate whose build finished. A module that
+    /// loaded some other way (the dashboard's `l` key) stops waiting.
     pub fn poll(&mut self, engine: &mut Engine) -> Vec<Retried> {
         if self.crates.is_empty()
             || self
@@ -299,21 +307,53 @@ impl Waiting {
         self.last_poll = Some(Instant::now());
         let loaded = engine.module_names();
         self.crates.retain(|c| !loaded.contains(&c.name));
-        let mut outcomes = Vec::new();
-        for index in (0..self.crates.len()).rev() {
-            let now = newest_change(&self.crates[index].dir);
-            if now == self.crates[index].seen {
+        for waiting in &mut self.crates {
+            let now = newest_change(&waiting.dir);
+            if now == waiting.seen || self.building.iter().any(|(dir, _)| *dir == waiting.dir) {
                 continue;
             }
-            let waiting = &mut self.crates[index];
             waiting.seen = now;
-            match engine.watch_crate_with(&waiting.dir, self.build.clone()) {
+            let (dir, options) = (waiting.dir.clone(), self.build.clone());
+            let build = std::thread::Builder::new()
+                .name("grove-retry-build".into())
+                .spawn(move || BuiltCrate::build(dir, options));
+            match build {
+                Ok(handle) => self.building.push((waiting.dir.clone(), handle)),
+                Err(e) => waiting.error = format!("cannot start its build: {e}"),
+            }
+        }
+        let mut outcomes = Vec::new();
+        let mut index = 0;
+        while index < self.building.len() {
+            if !self.building[index].1.is_finished() {
+                index += 1;
+                continue;
+            }
+            let (dir, handle) = self.building.swap_remove(index);
+            let Some(at) = self.crates.iter().position(|c| c.dir == dir) else {
+                continue; // loaded some other way meanwhile
+            };
+            let Ok(built) = handle.join() else {
+                let waiting = &mut self.crates[at];
+                waiting.error = "its build thread panicked: saving a file tries again".into();
+                eprintln!("grove: `{}` {}", waiting.name, waiting.error);
+                outcomes.push(Retried::Failed(waiting.clone()));
+                continue;
+            };
+            let result = built
+                .map_err(|source| grove_runtime::Error::Build {
+                    dir: dir.clone(),
+                    source: std::sync::Arc::new(source),
+                })
+                .and_then(|built| engine.watch_built(built));
+            match result {
                 Ok(name) => {
-                    eprintln!("grove: `{name}` loaded from {}", waiting.dir.display());
-                    let waited_as = self.crates.remove(index).name;
+                    eprintln!("grove: `{name}` loaded from {}", dir.display());
+                    let waited_as = self.crates.remove(at).name;
                     outcomes.push(Retried::Loaded { name, waited_as });
                 }
                 Err(e) => {
+                    let waiting = &mut self.crates[at];
                     waiting.error = match &e {
                         grove_runtime::Error::Build { source, .. } => {
                             if let Some(rendered) = source.rendered() {

@@ -18,7 +18,7 @@ use grove::{Backpressure, Configure, HealthStatus, Module};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::builder::{BuildEvent, BuildOptions, Builds, CrateBuilder};
+use crate::builder::{BuildEvent, BuildOptions, Builds, BuiltCrate};
 use crate::bus::{Bus, Inbox, ModuleBus};
 use crate::config::{ConfigOrigin, ConfigWatcher, GivenConfig};
 use crate::console::Console;
@@ -840,16 +840,30 @@ impl Engine {
         options: BuildOptions,
     ) -> Result<String> {
         let dir = dir.as_ref();
+        let built = BuiltCrate::build_reporting(dir, options, self.subscribers.console()).map_err(
+            |source| Error::Build {
+                dir: dir.to_owned(),
+                source: Arc::new(source),
+            },
+        )?;
+        self.watch_built(built)
+    }
+
+    /// Loads a module crate built by [`BuiltCrate::build`] (on another thread, while the
+    /// frames went on) and watches it from then on, as [`Engine::watch_crate_with`] does
+    /// after its build. The module's `init` runs here.
+    pub fn watch_built(&mut self, built: BuiltCrate) -> Result<String> {
+        let BuiltCrate {
+            dir,
+            builder,
+            library: artifact,
+        } = built;
         let build_error = |source| Error::Build {
-            dir: dir.to_owned(),
+            dir: dir.clone(),
             source: Arc::new(source),
         };
-        let builder = CrateBuilder::new(dir, options).map_err(build_error)?;
-        let artifact = builder
-            .build_reporting(self.subscribers.console())
-            .map_err(build_error)?;
         // The config file the crate names in its manifest, unless the host gave one.
-        if let Some(config) = crate::config::declared_config(dir)? {
+        if let Some(config) = crate::config::declared_config(&dir)? {
             let module = HeaderInfo::read(&artifact)?.module_name;
             if !self.config_files.contains_key(&module) {
                 self.config_file(&module, &config)?;
@@ -865,7 +879,7 @@ impl Engine {
         let watch = builds.watch(builder, &artifact).map_err(build_error)?;
         if let Ok(hosted) = self.find_mut(&name) {
             hosted.build = Some(watch);
-            hosted.crate_dir = Some(dir.to_owned());
+            hosted.crate_dir = Some(dir);
         }
         Ok(name)
     }

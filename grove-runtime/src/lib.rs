@@ -75,7 +75,7 @@ mod systems;
 mod watch;
 mod watchdog;
 
-pub use builder::{BuildError, BuildOptions, DevProfile, build_crate};
+pub use builder::{BuildError, BuildOptions, BuiltCrate, DevProfile, build_crate};
 pub use bus::{BusStats, HOST_PUBLISHER, HostMessage, Inbox, ModuleBusStats, TopicStats};
 pub use config::{ConfigLocation, ConfigOrigin};
 pub use engine::{DEFAULT_FPS, DEFAULT_RELOAD_BUDGET, Engine, EngineBuilder, StopHandle};

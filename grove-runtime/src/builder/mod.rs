@@ -36,6 +36,65 @@ pub fn build_crate(
     CrateBuilder::new(dir.as_ref(), options)?.build_reporting(crate::console::Console::new(true))
 }
 
+/// A module crate built and not yet loaded: [`Engine::watch_crate_with`]'s first step,
+/// which can run on any thread while the engine's frames go on; the engine's
+/// [`Engine::watch_built`] loads it and watches the crate from then on.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use grove_runtime::{BuildOptions, BuiltCrate, Engine};
+///
+/// let mut engine = Engine::builder().build()?;
+/// let build = std::thread::spawn(|| BuiltCrate::build("modules/player", BuildOptions::default()));
+/// while !build.is_finished() {
+///     engine.run_frames(1); // the other modules run meanwhile
+/// }
+/// let built = build.join().expect("the build thread")?;
+/// engine.watch_built(built)?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`Engine::watch_crate_with`]: crate::Engine::watch_crate_with
+/// [`Engine::watch_built`]: crate::Engine::watch_built
+#[derive(Debug)]
+pub struct BuiltCrate {
+    /// The crate's directory, as given.
+    pub(crate) dir: PathBuf,
+    pub(crate) builder: CrateBuilder,
+    pub(crate) library: PathBuf,
+}
+
+impl BuiltCrate {
+    /// Builds the module crate in `dir` (grove's own lines on stderr say how far it is,
+    /// while no `tracing` subscriber is set).
+    pub fn build(
+        dir: impl AsRef<std::path::Path>,
+        options: BuildOptions,
+    ) -> Result<Self, BuildError> {
+        Self::build_reporting(dir.as_ref(), options, crate::console::Console::new(true))
+    }
+
+    pub(crate) fn build_reporting(
+        dir: &std::path::Path,
+        options: BuildOptions,
+        console: crate::console::Console,
+    ) -> Result<Self, BuildError> {
+        let builder = CrateBuilder::new(dir, options)?;
+        let library = builder.build_reporting(console)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            builder,
+            library,
+        })
+    }
+
+    /// The library the build made.
+    pub fn library(&self) -> &std::path::Path {
+        &self.library
+    }
+}
+
 /// How to build a module crate.
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
