@@ -4,10 +4,11 @@
 use cargo_grove::check::report;
 use grove_runtime::{Engine, inspect_library, read_saved_state};
 
-use crate::support::{counter, scratch_dir};
+use crate::support::{counter, renamed, scratch_dir};
 
-/// A state directory holding the v1 counter's snapshot after a few frames.
-fn saved_counter_state() -> std::path::PathBuf {
+/// A state directory holding the snapshot of the counter built as `variant`, after
+/// `prepare` ran with the module loaded.
+fn saved_state(variant: &str, prepare: impl FnOnce(&mut Engine)) -> std::path::PathBuf {
     let state_dir = scratch_dir().join("state");
     let mut engine = Engine::builder()
         .target_fps(0.0)
@@ -15,9 +16,15 @@ fn saved_counter_state() -> std::path::PathBuf {
         .state_dir(&state_dir)
         .build()
         .unwrap();
-    engine.load_module(counter("v1")).unwrap();
-    engine.run_frames(5);
+    engine.load_module(counter(variant)).unwrap();
+    prepare(&mut engine);
     engine.shutdown().unwrap();
+    state_dir
+}
+
+/// A state directory holding the v1 counter's snapshot after a few frames.
+fn saved_counter_state() -> std::path::PathBuf {
+    let state_dir = saved_state("v1", |engine| engine.run_frames(5));
     assert!(state_dir.join("counter.snapshot").is_file());
     state_dir
 }
@@ -63,28 +70,20 @@ fn a_file_that_is_not_a_module_fails_the_check_with_the_loaders_reason() {
 /// A state directory holding the `floats` counter's snapshot, its `speed` an `f64` that an
 /// `f32` cannot hold exactly.
 fn saved_floats_state() -> std::path::PathBuf {
-    let state_dir = scratch_dir().join("state");
-    let mut engine = Engine::builder()
-        .target_fps(0.0)
-        .watch_files(false)
-        .state_dir(&state_dir)
-        .build()
-        .unwrap();
-    engine.load_module(counter("floats")).unwrap();
-    let mut state: grove::Dynamic = engine.module_state("counter").unwrap();
-    let grove::Dynamic::Map(fields) = &mut state else {
-        panic!("the counter's state is a struct")
-    };
-    for (key, value) in fields.iter_mut() {
-        match key.as_str() {
-            Some("speed") => *value = grove::Dynamic::F64(0.1),
-            Some("big") => *value = grove::Dynamic::Int(7),
-            _ => {}
+    saved_state("floats", |engine| {
+        let mut state: grove::Dynamic = engine.module_state("counter").unwrap();
+        let grove::Dynamic::Map(fields) = &mut state else {
+            panic!("the counter's state is a struct")
+        };
+        for (key, value) in fields.iter_mut() {
+            match key.as_str() {
+                Some("speed") => *value = grove::Dynamic::F64(0.1),
+                Some("big") => *value = grove::Dynamic::Int(7),
+                _ => {}
+            }
         }
-    }
-    engine.set_module_state("counter", &state).unwrap();
-    engine.shutdown().unwrap();
-    state_dir
+        engine.set_module_state("counter", &state).unwrap();
+    })
 }
 
 #[test]
@@ -97,13 +96,8 @@ fn inspecting_a_build_that_reads_the_saved_state_through_aliases_reports_what_a_
         .expect("a restore was tried")
         .expect("the saved state loads")
         .expect("a field report");
-    let renamed: Vec<_> = fields
-        .renamed
-        .iter()
-        .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
-        .collect();
     assert_eq!(
-        renamed,
+        renamed(&fields),
         [("speed", "pace", true), ("big", "large", true)],
         "{fields}"
     );

@@ -7,7 +7,7 @@ use grove::state::{FieldReport, Migration, StateFormat};
 use grove_runtime::{Engine, EngineEvent, Error, LoadedModule, LossyPolicy, Reloaded, StatePolicy};
 use serde::{Deserialize, Serialize};
 
-use crate::support::{counter, counter_state, frame, scratch_dir};
+use crate::support::{counter, counter_state, frame, renamed, scratch_dir};
 
 fn run(module: &mut LoadedModule, frames: std::ops::Range<u64>) {
     for n in frames {
@@ -443,13 +443,8 @@ fn floats_for_aliased() -> Floats {
 /// the state got there: both fields renamed through their alias with their values kept,
 /// and `speed`'s narrowing to an `f32` as a lossy value.
 fn assert_aliased_report(report: &FieldReport) {
-    let renamed: Vec<_> = report
-        .renamed
-        .iter()
-        .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
-        .collect();
     assert_eq!(
-        renamed,
+        renamed(report),
         [("speed", "pace", true), ("big", "large", true)],
         "{report}"
     );

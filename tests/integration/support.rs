@@ -287,6 +287,15 @@ pub fn counter_state(module: &mut grove_runtime::LoadedModule) -> CounterState {
     rmp_serde::from_slice(&bytes).expect("state decodes")
 }
 
+/// A field report's renames as `(from, to, value kept)`.
+pub fn renamed(report: &grove::state::FieldReport) -> Vec<(&str, &str, bool)> {
+    report
+        .renamed
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str(), r.kept))
+        .collect()
+}
+
 /// A frame numbered `n`.
 pub fn frame(n: u64) -> grove::abi::FrameInfo {
     grove::abi::FrameInfo {
