@@ -82,13 +82,13 @@ pub(crate) fn in_module<R>(module: &'static str, f: impl FnOnce() -> R) -> R {
         let _between = Between;
         return f();
     }
-    let Some(inner) = dispatcher_to_tag() else {
+    let Some((inner, console)) = dispatcher_to_tag() else {
         return f();
     };
     let scope = Scope {
         module: Some(module),
         inner,
-        console: crate::console::module_logs_shown(),
+        console,
         batch: false,
     };
     let outer = SCOPE.with(|s| s.replace(Some(scope)));
@@ -104,12 +104,17 @@ pub(crate) fn in_module<R>(module: &'static str, f: impl FnOnce() -> R) -> R {
     tracing_core::dispatcher::with_default(tagger(), f)
 }
 
-/// The dispatcher in force, which the tagger is to pass tagged events to; `None` when
-/// nothing records anything, nor prints: nothing to tag.
-fn dispatcher_to_tag() -> Option<Dispatch> {
+/// The dispatcher in force, which the tagger is to pass tagged events to, and whether
+/// grove's console prints module events; `None` when nothing records anything, nor
+/// prints: nothing to tag.
+fn dispatcher_to_tag() -> Option<(Dispatch, bool)> {
     let console = crate::console::module_logs_shown();
-    (console || LevelFilter::current() != LevelFilter::OFF)
-        .then(|| tracing_core::dispatcher::get_default(Dispatch::clone))
+    (console || LevelFilter::current() != LevelFilter::OFF).then(|| {
+        (
+            tracing_core::dispatcher::get_default(Dispatch::clone),
+            console,
+        )
+    })
 }
 
 /// Calls into static modules on one thread, one after another: while it is alive, the
@@ -125,7 +130,7 @@ pub(crate) struct Batch {
 
 /// Starts a [`Batch`] on this thread (nothing, when nothing would record an event).
 pub(crate) fn batch() -> Batch {
-    let Some(inner) = dispatcher_to_tag() else {
+    let Some((inner, console)) = dispatcher_to_tag() else {
         return Batch {
             guard: None,
             outer: None,
@@ -134,7 +139,7 @@ pub(crate) fn batch() -> Batch {
     let scope = Scope {
         module: None,
         inner,
-        console: crate::console::module_logs_shown(),
+        console,
         batch: true,
     };
     let outer = SCOPE.with(|s| s.replace(Some(scope)));
