@@ -103,24 +103,11 @@ pub fn read_saved_state(dir: impl AsRef<Path>, module: &str) -> Result<Option<Sa
             });
         }
     };
-    let bad = |problem: String| Error::BadSnapshot {
+    let (header, state) = file::decode_for(&bytes, module).map_err(|p| Error::BadSnapshot {
         module: module.to_owned(),
         path: path.clone(),
-        problem,
-    };
-    let (header, state) = file::decode(&bytes).map_err(|p| bad(p.to_string()))?;
-    if header.module != module {
-        return Err(bad(
-            crate::SnapshotProblem::OtherModule(header.module).to_string()
-        ));
-    }
-    if header.state_format != grove::abi::STATE_FORMAT_SELF_DESCRIBING {
-        return Err(bad(crate::SnapshotProblem::OtherEncoding(
-            header.state_format,
-            grove::abi::STATE_FORMAT_SELF_DESCRIBING,
-        )
-        .to_string()));
-    }
+        problem: p.to_string(),
+    })?;
     Ok(Some(SavedState {
         age: header.age(),
         type_name: header.type_name,

@@ -100,6 +100,25 @@ pub(crate) fn encode(header: &Header, state: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`decode`], for module `module`'s snapshot: a file of another module, or a state in an
+/// encoding this version does not read, is a problem too.
+pub(crate) fn decode_for<'a>(
+    bytes: &'a [u8],
+    module: &str,
+) -> Result<(Header, &'a [u8]), SnapshotProblem> {
+    let (header, state) = decode(bytes)?;
+    if header.module != module {
+        return Err(SnapshotProblem::OtherModule(header.module));
+    }
+    if header.state_format != grove::abi::STATE_FORMAT_SELF_DESCRIBING {
+        return Err(SnapshotProblem::OtherEncoding(
+            header.state_format,
+            grove::abi::STATE_FORMAT_SELF_DESCRIBING,
+        ));
+    }
+    Ok((header, state))
+}
+
 /// The header and state of a snapshot's bytes, checked.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), SnapshotProblem> {
     if bytes.len() < 8 + 4 + 4 + 8 {

@@ -155,17 +155,7 @@ impl Snapshots {
                 });
             }
         };
-        let problem = match file::decode(&bytes) {
-            Ok((header, _)) if header.module != module => {
-                SnapshotProblem::OtherModule(header.module).to_string()
-            }
-            Ok((header, _)) if header.state_format != grove::abi::STATE_FORMAT_SELF_DESCRIBING => {
-                SnapshotProblem::OtherEncoding(
-                    header.state_format,
-                    grove::abi::STATE_FORMAT_SELF_DESCRIBING,
-                )
-                .to_string()
-            }
+        let problem = match file::decode_for(&bytes, module) {
             Ok((header, state)) => {
                 return Some(Found::State {
                     state: state.to_vec(),
